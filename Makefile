@@ -1,0 +1,59 @@
+# oneencoder: build the C core (oneencoder/core.so) and run the specs under Lua 5.4.
+#   make            build build/oneencoder/core.so
+#   make test       install missing Debian packages, build, run every spec, print "N passed, N failed"
+#   make demo       the main job (examples/demo.lua)
+#   make sanitize   the specs with the C core built with -fsanitize=address,undefined
+#   make bench      benchmarks (bench/*.lua), figures printed as "name: value"
+#   make install    luarocks --lua-version=5.4 make rockspec/oneencoder-scm-1.rockspec
+
+PKGS      := lua5.4 openblas sndfile libturbojpeg libpng libavformat libavcodec libavutil libswscale libswresample
+CC        ?= gcc
+OPT       ?= -O3 -march=native
+CFLAGS    += $(OPT) -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lgomp
+SRC       := $(sort $(wildcard csrc/*/*.c))
+BUILD     ?= build
+OBJ       := $(SRC:csrc/%.c=$(BUILD)/obj/%.o)
+HDR       := $(wildcard csrc/*/*.h)
+LIB       := $(BUILD)/oneencoder/core.so
+LUA       := lua5.4
+export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
+export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
+
+.PHONY: all deps test sanitize bench demo install clean
+
+all: $(LIB)
+
+$(BUILD)/obj/%.o: csrc/%.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(CFLAGS) -o $@ $(OBJ) $(LDLIBS)
+
+deps:
+	@sh scripts/install-deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/run-specs.sh $(BUILD)
+
+sanitize: deps
+	@$(MAKE) --no-print-directory all BUILD=build/sanitize OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+	@SANITIZE=1 sh scripts/run-specs.sh build/sanitize
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@for f in bench/*.lua; do echo "# $$f"; $(LUA) $$f || exit 1; done
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(LUA) examples/demo.lua
+
+install: deps
+	luarocks --lua-version=5.4 make rockspec/oneencoder-scm-1.rockspec
+
+clean:
+	rm -rf build

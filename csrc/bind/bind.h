@@ -1,0 +1,36 @@
+/* bind.h: helpers shared by the binding files (the only files that include lua.h). */
+#ifndef OE_BIND_H
+#define OE_BIND_H
+#include <lua.h>
+#include <lauxlib.h>
+#include "../core/tensor.h"
+
+#define OE_TENSOR_MT "oe.Tensor"
+
+/* Push a new empty tensor userdata (no storage yet) and return it. */
+oe_tensor *oe_lua_push_empty(lua_State *L);
+/* Push a new zero-filled tensor; raises a Lua error naming fn on failure. */
+oe_tensor *oe_lua_push_new(lua_State *L, const char *fn, oe_dtype dt, int ndim, const int64_t *shape);
+/* Push a view sharing storage with src, with a new shape. */
+oe_tensor *oe_lua_push_view(lua_State *L, const oe_tensor *src, int ndim, const int64_t *shape, size_t offset);
+/* Check argument idx is a tensor; the error names fn and arg. */
+oe_tensor *oe_lua_check(lua_State *L, int idx, const char *fn, const char *arg);
+oe_tensor *oe_lua_opt(lua_State *L, int idx, const char *fn, const char *arg); /* nil -> NULL */
+void oe_lua_check_dtype(lua_State *L, const oe_tensor *t, oe_dtype dt, const char *fn, const char *arg);
+/* Read a shape from a table at idx; returns ndim. */
+int oe_lua_shape(lua_State *L, int idx, int64_t *shape, const char *fn, const char *arg);
+/* 1-based, negative-from-end dim argument -> 0-based */
+int oe_lua_dim(lua_State *L, int idx, int ndim, const char *fn);
+oe_dtype oe_lua_dtype_opt(lua_State *L, int idx, oe_dtype def, const char *fn);
+const char *oe_lua_shape_str(const oe_tensor *t, char *buf, size_t n);
+/* raise "fn: msg" */
+int oe_lua_fail(lua_State *L, const char *fn, const char *fmt, ...);
+
+void oe_bind_tensor(lua_State *L);      /* bind/tensor.c */
+void oe_bind_ops(lua_State *L);         /* bind/ops.c */
+void oe_bind_nn(lua_State *L);          /* bind/nn.c */
+void oe_bind_safetensors(lua_State *L); /* bind/safetensors.c */
+void oe_bind_image(lua_State *L);       /* bind/image.c */
+void oe_bind_audio(lua_State *L);       /* bind/audio.c */
+void oe_bind_video(lua_State *L);       /* bind/video.c */
+#endif

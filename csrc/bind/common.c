@@ -1,0 +1,87 @@
+#include "bind.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int oe_lua_fail(lua_State *L, const char *fn, const char *fmt, ...) {
+  char buf[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return luaL_error(L, "%s: %s", fn, buf);
+}
+
+oe_tensor *oe_lua_push_empty(lua_State *L) {
+  oe_tensor *t = lua_newuserdatauv(L, sizeof(oe_tensor), 1);
+  memset(t, 0, sizeof *t);
+  luaL_setmetatable(L, OE_TENSOR_MT);
+  return t;
+}
+
+oe_tensor *oe_lua_push_new(lua_State *L, const char *fn, oe_dtype dt, int ndim, const int64_t *shape) {
+  oe_tensor *t = oe_lua_push_empty(L);
+  oe_err e;
+  if (oe_tensor_alloc(t, dt, ndim, shape, &e) != OE_OK) oe_lua_fail(L, fn, "%s", e.msg);
+  return t;
+}
+
+oe_tensor *oe_lua_push_view(lua_State *L, const oe_tensor *src, int ndim, const int64_t *shape, size_t offset) {
+  oe_tensor *t = oe_lua_push_empty(L);
+  oe_tensor_view(t, src);
+  t->ndim = ndim;
+  for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+  t->offset = offset;
+  return t;
+}
+
+oe_tensor *oe_lua_check(lua_State *L, int idx, const char *fn, const char *arg) {
+  oe_tensor *t = luaL_testudata(L, idx, OE_TENSOR_MT);
+  if (!t) oe_lua_fail(L, fn, "argument '%s' must be a tensor, got %s", arg, luaL_typename(L, idx));
+  if (!t->storage) oe_lua_fail(L, fn, "argument '%s' is a released tensor", arg);
+  return t;
+}
+
+oe_tensor *oe_lua_opt(lua_State *L, int idx, const char *fn, const char *arg) {
+  if (lua_isnoneornil(L, idx)) return NULL;
+  return oe_lua_check(L, idx, fn, arg);
+}
+
+void oe_lua_check_dtype(lua_State *L, const oe_tensor *t, oe_dtype dt, const char *fn, const char *arg) {
+  if (t->dtype != dt)
+    oe_lua_fail(L, fn, "argument '%s' must be %s, got %s", arg, oe_dtype_name(dt), oe_dtype_name(t->dtype));
+}
+
+int oe_lua_shape(lua_State *L, int idx, int64_t *shape, const char *fn, const char *arg) {
+  if (lua_type(L, idx) != LUA_TTABLE) oe_lua_fail(L, fn, "argument '%s' must be a shape table, got %s", arg, luaL_typename(L, idx));
+  int n = (int)luaL_len(L, idx);
+  if (n > OE_MAX_DIMS) oe_lua_fail(L, fn, "argument '%s' has %d dimensions, at most %d are supported", arg, n, OE_MAX_DIMS);
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, idx, i + 1);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    lua_pop(L, 1);
+    if (!ok) oe_lua_fail(L, fn, "argument '%s': size %d is not an integer", arg, i + 1);
+    shape[i] = v;
+  }
+  return n;
+}
+
+int oe_lua_dim(lua_State *L, int idx, int ndim, const char *fn) {
+  lua_Integer d = luaL_checkinteger(L, idx);
+  lua_Integer d0 = d < 0 ? d + ndim : d - 1;
+  if (d == 0 || d0 < 0 || d0 >= ndim)
+    oe_lua_fail(L, fn, "dimension %d out of range for a %d-dimensional tensor (dims are 1..%d or -1..-%d)", (int)d, ndim,
+                ndim, ndim);
+  return (int)d0;
+}
+
+oe_dtype oe_lua_dtype_opt(lua_State *L, int idx, oe_dtype def, const char *fn) {
+  if (lua_isnoneornil(L, idx)) return def;
+  const char *name = luaL_checkstring(L, idx);
+  oe_dtype dt;
+  if (!oe_dtype_from_name(name, &dt)) oe_lua_fail(L, fn, "unknown dtype '%s' (float32, int32, int64, uint8)", name);
+  return dt;
+}
+
+const char *oe_lua_shape_str(const oe_tensor *t, char *buf, size_t n) { return oe_shape_str(t->ndim, t->shape, buf, n); }

@@ -1,0 +1,14 @@
+/* module.c: luaopen_oneencoder_core, the entry point of the C extension. */
+#include "bind.h"
+
+int luaopen_oneencoder_core(lua_State *L) {
+  lua_newtable(L);
+  oe_bind_tensor(L);
+  oe_bind_ops(L);
+  oe_bind_nn(L);
+  oe_bind_safetensors(L);
+  oe_bind_image(L);
+  oe_bind_audio(L);
+  oe_bind_video(L);
+  return 1;
+}

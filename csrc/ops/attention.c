@@ -1,0 +1,97 @@
+/* attention.c: multi-head scaled dot-product attention, forward and backward.
+ * Heads are read in place from packed rows (PyTorch in_proj layout), so no
+ * reshape/permute copies are made. Work is split over (batch, head) pairs;
+ * OpenBLAS runs single-threaded inside the parallel loop. */
+#include "ops.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern void openblas_set_num_threads(int);
+extern int openblas_get_num_threads(void);
+
+void oe_attention_forward(oe_attn_args *a, oe_rng *r) {
+  const int64_t B = a->B, L = a->L, S = a->S, H = a->H, hd = a->hd, D = H * hd;
+  const float scale = 1.0f / sqrtf((float)hd);
+  const float keep_scale = a->p > 0 ? 1.0f / (1.0f - a->p) : 1.0f;
+  uint64_t base = a->p > 0 ? oe_rng_reserve(r, (uint64_t)(B * H * L * S)) : 0;
+  int nt = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+#pragma omp parallel
+  {
+    float *tmp = a->p > 0 ? malloc(sizeof(float) * (size_t)(L * S)) : NULL;
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < B * H; bh++) {
+      int64_t b = bh / H, h = bh % H;
+      const float *q = a->q + b * L * a->ldq + h * hd;
+      const float *k = a->k + b * S * a->ldk + h * hd;
+      const float *v = a->v + b * S * a->ldv + h * hd;
+      float *P = a->probs + bh * L * S;
+      oe_gemm(0, 1, L, S, hd, scale, q, a->ldq, k, a->ldk, 0.0f, P, S);
+      if (a->key_pad) {
+        const uint8_t *kp = a->key_pad + b * S;
+        for (int64_t i = 0; i < L; i++)
+          for (int64_t j = 0; j < S; j++)
+            if (kp[j]) P[i * S + j] = -INFINITY;
+      }
+      oe_softmax_f32(P, P, L, S, 0);
+      const float *Pd = P;
+      if (a->p > 0 && tmp) {
+        uint8_t *m = a->mask + bh * L * S;
+        for (int64_t i = 0; i < L * S; i++) {
+          uint8_t keep = oe_rng_uniform(oe_rng_at(r, base, (uint64_t)(bh * L * S + i))) >= a->p;
+          m[i] = keep;
+          tmp[i] = keep ? P[i] * keep_scale : 0.0f;
+        }
+        Pd = tmp;
+      }
+      oe_gemm(0, 0, L, hd, S, 1.0f, Pd, S, v, a->ldv, 0.0f, a->out + b * L * D + h * hd, D);
+    }
+    free(tmp);
+  }
+  openblas_set_num_threads(nt);
+}
+
+void oe_attention_backward(oe_attn_args *a) {
+  const int64_t B = a->B, L = a->L, S = a->S, H = a->H, hd = a->hd, D = H * hd;
+  const float scale = 1.0f / sqrtf((float)hd);
+  const float keep_scale = a->p > 0 ? 1.0f / (1.0f - a->p) : 1.0f;
+  int nt = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+#pragma omp parallel
+  {
+    float *Pd = malloc(sizeof(float) * (size_t)(L * S));
+    float *dP = malloc(sizeof(float) * (size_t)(L * S));
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < B * H; bh++) {
+      if (!Pd || !dP) continue;
+      int64_t b = bh / H, h = bh % H;
+      const float *q = a->q + b * L * a->ldq + h * hd;
+      const float *k = a->k + b * S * a->ldk + h * hd;
+      const float *v = a->v + b * S * a->ldv + h * hd;
+      const float *go = a->gout + b * L * D + h * hd;
+      const float *P = a->probs + bh * L * S;
+      const uint8_t *m = a->mask ? a->mask + bh * L * S : NULL;
+      if (m) for (int64_t i = 0; i < L * S; i++) Pd[i] = m[i] ? P[i] * keep_scale : 0.0f;
+      else memcpy(Pd, P, sizeof(float) * (size_t)(L * S));
+      /* dV (S, hd) = Pd^T dO */
+      oe_gemm(1, 0, S, hd, L, 1.0f, Pd, S, go, D, 0.0f, a->gv + b * S * a->ldv + h * hd, a->ldv);
+      /* dPd (L, S) = dO V^T */
+      oe_gemm(0, 1, L, S, hd, 1.0f, go, D, v, a->ldv, 0.0f, dP, S);
+      for (int64_t i = 0; i < L; i++) {
+        float *row = dP + i * S;
+        const float *prow = P + i * S;
+        if (m) for (int64_t j = 0; j < S; j++) row[j] = m[i * S + j] ? row[j] * keep_scale : 0.0f;
+        double s = 0;
+        for (int64_t j = 0; j < S; j++) s += (double)row[j] * prow[j];
+        for (int64_t j = 0; j < S; j++) row[j] = prow[j] * (row[j] - (float)s);
+      }
+      /* dQ (L, hd) = dS K * scale ; dK (S, hd) = dS^T Q * scale */
+      oe_gemm(0, 0, L, hd, S, scale, dP, S, k, a->ldk, 0.0f, a->gq + b * L * a->ldq + h * hd, a->ldq);
+      oe_gemm(1, 0, S, hd, L, scale, dP, S, q, a->ldq, 0.0f, a->gk + b * S * a->ldk + h * hd, a->ldk);
+    }
+    free(Pd);
+    free(dP);
+  }
+  openblas_set_num_threads(nt);
+}

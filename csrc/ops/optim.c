@@ -1,0 +1,37 @@
+/* optim.c: fused optimiser updates with PyTorch semantics. */
+#include "ops.h"
+#include <math.h>
+
+/* AdamW (torch.optim.AdamW): p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps) */
+void oe_adamw_step(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,
+                   float eps, float wd, int64_t step) {
+  double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
+  float step_size = (float)(lr / bc1);
+  float bc2_sqrt = (float)sqrt(bc2);
+  float decay = 1.0f - lr * wd;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    float gi = g[i];
+    p[i] *= decay;
+    m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+    v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+    float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+    p[i] -= step_size * m[i] / denom;
+  }
+}
+
+/* SGD (torch.optim.SGD): d = g + wd p; buf = momentum buf + (1 - dampening) d (buf = d at first);
+ * d = nesterov ? d + momentum buf : buf; p -= lr d */
+void oe_sgd_step(float *p, const float *g, float *buf, int64_t n, float lr, float momentum, float dampening,
+                 float wd, int nesterov, int first) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    float d = g[i] + wd * p[i];
+    if (momentum != 0.0f) {
+      buf[i] = first ? d : momentum * buf[i] + (1.0f - dampening) * d;
+      d = nesterov ? d + momentum * buf[i] : buf[i];
+    }
+    p[i] -= lr * d;
+  }
+}

@@ -1,0 +1,147 @@
+-- autograd.lua: reverse-mode automatic differentiation over C kernels.
+-- Every differentiable op computes its output with a C kernel and, when grad
+-- mode is on and an input requires grad, records a node
+--   { inputs = {...}, n = #inputs, needs = {bool...}, backward = function(g, needs) -> g1, g2, ... }
+-- in the output's attribute table. backward() walks the graph in reverse
+-- topological order, sums gradients of tensors used several times, and
+-- accumulates into .grad of leaf tensors that require grad. Frozen tensors
+-- (requires_grad false) get nothing but still pass gradients to their inputs.
+local core = require "oneencoder.core"
+
+local A = {}
+local grad_enabled = true
+local rawattrs, attrs = core.rawattrs, core.attrs
+
+function A.is_grad_enabled() return grad_enabled end
+
+function A.set_grad_enabled(on)
+  local old = grad_enabled
+  grad_enabled = on and true or false
+  return old
+end
+
+-- no_grad(fn, ...): runs fn with recording off, restores the mode even on error
+function A.no_grad(fn, ...)
+  local old = grad_enabled
+  grad_enabled = false
+  local res = table.pack(pcall(fn, ...))
+  grad_enabled = old
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+function A.requires_grad(t)
+  local a = rawattrs(t)
+  return a ~= nil and a.requires_grad == true
+end
+local requires_grad = A.requires_grad
+
+-- record(out, backward, in1, in2, ...): attach a node when needed; returns out
+function A.record(out, backward, ...)
+  if not grad_enabled then return out end
+  local n = select("#", ...)
+  local needs, any = {}, false
+  for i = 1, n do
+    local t = select(i, ...)
+    local r = t ~= nil and type(t) == "userdata" and requires_grad(t)
+    needs[i] = r
+    any = any or r
+  end
+  if not any then return out end
+  local a = attrs(out)
+  a.requires_grad = true
+  a.node = { inputs = { ... }, n = n, needs = needs, backward = backward }
+  return out
+end
+
+local function topo_order(root)
+  -- iterative post-order DFS over tensors that carry a node
+  local order, state = {}, {}
+  local stack = { root }
+  state[root] = 1
+  while #stack > 0 do
+    local t = stack[#stack]
+    local node = rawattrs(t).node
+    if state[t] == 1 then
+      state[t] = 2
+      for i = 1, node.n do
+        local inp = node.inputs[i]
+        if node.needs[i] and not state[inp] then
+          local ia = rawattrs(inp)
+          if ia and ia.node then
+            state[inp] = 1
+            stack[#stack + 1] = inp
+          end
+        end
+      end
+    else
+      stack[#stack] = nil
+      if state[t] == 2 then
+        state[t] = 3
+        order[#order + 1] = t
+      end
+    end
+  end
+  return order
+end
+
+-- backward(root, grad, retain_graph)
+function A.backward(root, grad, retain_graph)
+  local ra = rawattrs(root)
+  if not (ra and ra.requires_grad) then
+    error("backward: tensor does not require grad and has no grad_fn", 2)
+  end
+  if grad == nil then
+    if core.numel(root) ~= 1 then
+      error("backward: grad can be implicitly created only for scalar outputs, got shape "
+        .. core.tostring(root):match("shape=(%b())"), 2)
+    end
+    grad = core.fill_(core.zeros(core.shape(root)), 1)
+  end
+  if not ra.node then -- a leaf: its gradient is grad itself
+    ra.grad = ra.grad and core.axpy_(ra.grad, grad) or core.clone(grad)
+    return
+  end
+  local order = topo_order(root)
+  local grads, owned = { [root] = grad }, {}
+  local old = grad_enabled
+  grad_enabled = false
+  local ok, err = pcall(function()
+    for i = #order, 1, -1 do
+      local t = order[i]
+      local a = rawattrs(t)
+      local node = a.node
+      local g = grads[t]
+      grads[t] = nil
+      if g then
+        if not node.backward then
+          error("backward: the graph was already freed; pass retain_graph = true to backward twice", 0)
+        end
+        local gins = table.pack(node.backward(g, node.needs))
+        for j = 1, node.n do
+          local gi = gins[j]
+          if gi and node.needs[j] then
+            local inp = node.inputs[j]
+            local ia = rawattrs(inp)
+            if ia.node then
+              local cur = grads[inp]
+              if cur == nil then
+                grads[inp] = gi
+              else
+                if not owned[inp] then cur = core.clone(cur); grads[inp] = cur; owned[inp] = true end
+                core.axpy_(cur, gi)
+              end
+            elseif ia.requires_grad then
+              if ia.grad then core.axpy_(ia.grad, gi) else ia.grad = core.clone(gi) end
+            end
+          end
+        end
+      end
+      if not retain_graph then node.backward = nil; node.inputs = {}; node.n = 0 end
+    end
+  end)
+  grad_enabled = old
+  if not ok then error(err, 0) end
+end
+
+return A

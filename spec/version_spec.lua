@@ -1,0 +1,10 @@
+describe("runtime", function()
+  it("runs under Lua 5.4", function()
+    assert.are.equal("Lua 5.4", _VERSION)
+  end)
+  it("loads the C core through require 'oneencoder'", function()
+    local oe = require "oneencoder"
+    assert.are.equal("function", type(oe.core.zeros))
+    assert.are.equal(6, oe.tensor({ 1, 2, 3 }):sum():item())
+  end)
+end)
