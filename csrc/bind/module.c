@@ -10,5 +10,6 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_image(L);
   oe_bind_audio(L);
   oe_bind_video(L);
+  oe_bind_eval(L);
   return 1;
 }
