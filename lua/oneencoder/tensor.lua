@@ -402,9 +402,10 @@ local function softmax_impl(x, dim, log)
   local d = norm_dim(x, dim, log and "log_softmax" or "softmax")
   local xt, perm = move_last(x, d)
   local y = core.softmax(xt, log)
-  y = record(y, function(g) return core.softmax_backward(y, g, log) end, xt)
-  if perm then y = T.permute(y, perm) end
-  return y
+  -- the backward closure keeps y (the softmax of xt); the permuted result is a new local
+  local out = record(y, function(g) return core.softmax_backward(y, g, log) end, xt)
+  if perm then out = T.permute(out, perm) end
+  return out
 end
 function T.softmax(x, dim) return softmax_impl(x, dim, false) end
 function T.log_softmax(x, dim) return softmax_impl(x, dim, true) end
@@ -416,9 +417,9 @@ function T.normalize(x, p, dim, eps)
   eps = eps or 1e-12
   local xt, perm = move_last(x, d)
   local y, nr = core.l2norm(xt, eps)
-  y = record(y, function(g) return core.l2norm_backward(xt, y, nr, g, eps) end, xt)
-  if perm then y = T.permute(y, perm) end
-  return y
+  local out = record(y, function(g) return core.l2norm_backward(xt, y, nr, g, eps) end, xt)
+  if perm then out = T.permute(out, perm) end
+  return out
 end
 
 -- ---------- operators ----------
