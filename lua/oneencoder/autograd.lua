@@ -55,30 +55,34 @@ function A.record(out, backward, ...)
 end
 
 local function topo_order(root)
-  -- iterative post-order DFS over tensors that carry a node
-  local order, state = {}, {}
-  local stack = { root }
-  state[root] = 1
+  -- iterative post-order DFS over tensors that carry a node. A tensor is
+  -- appended only after everything it depends on, so walking the list
+  -- backwards visits every consumer of a tensor before the tensor itself
+  -- (its gradient is complete when its own backward runs). A tensor may be
+  -- pushed by several consumers; only the first copy popped expands it.
+  local order, visited = {}, {}
+  local stack, expanded = { root }, { false }
   while #stack > 0 do
-    local t = stack[#stack]
-    local node = rawattrs(t).node
-    if state[t] == 1 then
-      state[t] = 2
+    local n = #stack
+    local t = stack[n]
+    if expanded[n] then
+      stack[n], expanded[n] = nil, nil
+      order[#order + 1] = t
+    elseif visited[t] then
+      stack[n], expanded[n] = nil, nil
+    else
+      visited[t] = true
+      expanded[n] = true
+      local node = rawattrs(t).node
       for i = 1, node.n do
         local inp = node.inputs[i]
-        if node.needs[i] and not state[inp] then
+        if node.needs[i] and not visited[inp] then
           local ia = rawattrs(inp)
           if ia and ia.node then
-            state[inp] = 1
             stack[#stack + 1] = inp
+            expanded[#expanded + 1] = false
           end
         end
-      end
-    else
-      stack[#stack] = nil
-      if state[t] == 2 then
-        state[t] = 3
-        order[#order + 1] = t
       end
     end
   end
