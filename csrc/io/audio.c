@@ -1,0 +1,600 @@
+/* audio.c: see audio.h. */
+#include "audio.h"
+#include "video_ffmpeg.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sndfile.h>
+#include <libavcodec/avcodec.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/opt.h>
+#include <libswresample/swresample.h>
+
+#define OE_AUDIO_MAX_CHANNELS 64
+#define OE_AUDIO_MAX_RATE 1536000
+
+static int fail(oe_err *e, int code, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(oe_err *e, int code, const char *path, const char *fmt, ...) {
+  char buf[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  snprintf(e->msg, sizeof e->msg, "%s: %s", path ? path : "<bytes>", buf);
+  return code;
+}
+
+void oe_audio_default_opts(oe_audio_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->rate = 16000;
+  o->mono = 1;
+  o->cap_seconds = 4 * 3600.0;
+  o->max_packets = 50000000;
+}
+
+/* decoded audio, interleaved float at the file's rate */
+typedef struct raw_audio {
+  float *data;
+  int64_t frames;
+  int channels, rate;
+} raw_audio;
+
+/* ---------------- libsndfile ---------------- */
+typedef struct memfile { const unsigned char *p; sf_count_t size, pos; } memfile;
+static sf_count_t vio_len(void *u) { return ((memfile *)u)->size; }
+static sf_count_t vio_seek(sf_count_t off, int whence, void *u) {
+  memfile *m = u;
+  sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : m->size;
+  sf_count_t p = base + off;
+  if (p < 0 || p > m->size) return -1;
+  m->pos = p;
+  return p;
+}
+static sf_count_t vio_read(void *ptr, sf_count_t n, void *u) {
+  memfile *m = u;
+  sf_count_t left = m->size - m->pos;
+  if (n > left) n = left;
+  if (n <= 0) return 0;
+  memcpy(ptr, m->p + m->pos, (size_t)n);
+  m->pos += n;
+  return n;
+}
+static sf_count_t vio_write(const void *ptr, sf_count_t n, void *u) { (void)ptr; (void)n; (void)u; return 0; }
+static sf_count_t vio_tell(void *u) { return ((memfile *)u)->pos; }
+
+static SNDFILE *sf_open_any(const char *path, const void *bytes, size_t nbytes, SF_INFO *si, memfile *mf) {
+  memset(si, 0, sizeof *si);
+  if (bytes) {
+    static SF_VIRTUAL_IO vio = {vio_len, vio_seek, vio_read, vio_write, vio_tell};
+    mf->p = bytes;
+    mf->size = (sf_count_t)nbytes;
+    mf->pos = 0;
+    return sf_open_virtual(&vio, SFM_READ, si, mf);
+  }
+  return sf_open(path, SFM_READ, si);
+}
+
+static void sf_format_name(int format, char *buf, size_t n) {
+  SF_FORMAT_INFO fi;
+  memset(&fi, 0, sizeof fi);
+  fi.format = format & SF_FORMAT_TYPEMASK;
+  const char *major = sf_command(NULL, SFC_GET_FORMAT_INFO, &fi, sizeof fi) == 0 && fi.name ? fi.name : "?";
+  SF_FORMAT_INFO si;
+  memset(&si, 0, sizeof si);
+  si.format = format & SF_FORMAT_SUBMASK;
+  const char *sub = sf_command(NULL, SFC_GET_FORMAT_INFO, &si, sizeof si) == 0 && si.name ? si.name : "?";
+  snprintf(buf, n, "%s / %s", major, sub);
+}
+
+/* returns 1 if libsndfile opened it (then *code holds the result), 0 to fall back. */
+static int sndfile_info(const char *path, const void *bytes, size_t nbytes, oe_audio_info *info, char *why,
+                        size_t wn) {
+  SF_INFO si;
+  memfile mf;
+  SNDFILE *sf = sf_open_any(path, bytes, nbytes, &si, &mf);
+  if (!sf) {
+    snprintf(why, wn, "%s", sf_strerror(NULL));
+    return 0;
+  }
+  info->rate = si.samplerate;
+  info->channels = si.channels;
+  info->frames = si.frames == SF_COUNT_MAX ? -1 : (int64_t)si.frames;
+  info->duration = (info->frames >= 0 && si.samplerate > 0) ? (double)si.frames / si.samplerate : -1;
+  sf_format_name(si.format, info->format, sizeof info->format);
+  snprintf(info->backend, sizeof info->backend, "sndfile");
+  sf_close(sf);
+  return 1;
+}
+
+static int check_header(const char *path, int rate, int channels, oe_err *e) {
+  if (channels < 1 || channels > OE_AUDIO_MAX_CHANNELS)
+    return fail(e, OE_EIO, path, "unsupported channel count %d (1..%d)", channels, OE_AUDIO_MAX_CHANNELS);
+  if (rate < 1 || rate > OE_AUDIO_MAX_RATE)
+    return fail(e, OE_EIO, path, "unsupported sample rate %d Hz (1..%d)", rate, OE_AUDIO_MAX_RATE);
+  return OE_OK;
+}
+
+/* frames wanted from a file at rate `rate` when trimming to max_seconds (plus resampler margin) */
+static int64_t frames_wanted(const oe_audio_opts *o, int rate) {
+  if (!(o->max_seconds > 0)) return INT64_MAX;
+  double f = ceil(o->max_seconds * rate) + 1024;
+  return f > 9e15 ? INT64_MAX : (int64_t)f;
+}
+
+static int sndfile_load(const char *path, const void *bytes, size_t nbytes, const oe_audio_opts *o, raw_audio *ra,
+                        int *opened, char *why, size_t wn, oe_err *e) {
+  SF_INFO si;
+  memfile mf;
+  SNDFILE *sf = sf_open_any(path, bytes, nbytes, &si, &mf);
+  *opened = sf != NULL;
+  if (!sf) {
+    snprintf(why, wn, "%s", sf_strerror(NULL));
+    return OE_EIO;
+  }
+  int rc = check_header(path, si.samplerate, si.channels, e);
+  if (rc) goto done;
+  if (si.frames <= 0) {
+    rc = fail(e, OE_EIO, path, "no audio frames (zero-length audio)");
+    goto done;
+  }
+  if (si.frames == SF_COUNT_MAX || (double)si.frames / si.samplerate > o->cap_seconds) {
+    rc = fail(e, OE_EIO, path, "declared duration %.1f s exceeds the cap of %.1f s (option cap_seconds)",
+              (double)si.frames / si.samplerate, o->cap_seconds);
+    goto done;
+  }
+  int64_t want = si.frames;
+  int64_t lim = frames_wanted(o, si.samplerate);
+  if (want > lim) want = lim;
+  size_t n = (size_t)want * (size_t)si.channels;
+  ra->data = malloc(n * sizeof(float));
+  if (!ra->data) {
+    rc = fail(e, OE_ENOMEM, path, "out of memory for %lld frames", (long long)want);
+    goto done;
+  }
+  sf_count_t got = sf_readf_float(sf, ra->data, want);
+  if (got < want) {
+    int err = sf_error(sf);
+    if (got <= 0)
+      rc = fail(e, OE_EIO, path, "no audio frames could be decoded%s%s", err ? ": " : "", err ? sf_strerror(sf) : "");
+    else
+      rc = fail(e, OE_EIO, path, "truncated or corrupt: header announces %lld frames, only %lld decoded%s%s",
+                (long long)si.frames, (long long)got, err ? ": " : "", err ? sf_strerror(sf) : "");
+    free(ra->data);
+    ra->data = NULL;
+    goto done;
+  }
+  ra->frames = got;
+  ra->channels = si.channels;
+  ra->rate = si.samplerate;
+done:
+  sf_close(sf);
+  return rc;
+}
+
+/* ---------------- FFmpeg ---------------- */
+static int ff_info(const char *path, const void *bytes, size_t nbytes, oe_audio_info *info, char *why, size_t wn) {
+  oe_av_input in;
+  if (oe_av_open(&in, path, bytes, nbytes, why, wn) < 0) return 0;
+  int si = av_find_best_stream(in.fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
+  if (si < 0) {
+    snprintf(why, wn, "no audio stream");
+    oe_av_close(&in);
+    return 0;
+  }
+  AVStream *st = in.fmt->streams[si];
+  info->rate = st->codecpar->sample_rate;
+  info->channels = st->codecpar->ch_layout.nb_channels;
+  double d = -1;
+  if (st->duration != AV_NOPTS_VALUE && st->duration > 0) d = st->duration * av_q2d(st->time_base);
+  else if (in.fmt->duration != AV_NOPTS_VALUE && in.fmt->duration > 0) d = in.fmt->duration / (double)AV_TIME_BASE;
+  info->duration = d;
+  info->frames = d >= 0 && info->rate > 0 ? (int64_t)llround(d * info->rate) : -1;
+  const AVCodecDescriptor *cd = avcodec_descriptor_get(st->codecpar->codec_id);
+  snprintf(info->format, sizeof info->format, "%s / %s", in.fmt->iformat->name, cd ? cd->name : "unknown");
+  snprintf(info->backend, sizeof info->backend, "ffmpeg");
+  oe_av_close(&in);
+  return 1;
+}
+
+static int grow(raw_audio *ra, int64_t need, int64_t *cap) {
+  if (need <= *cap) return 0;
+  int64_t nc = *cap ? *cap : 65536;
+  while (nc < need) nc *= 2;
+  float *p = realloc(ra->data, (size_t)nc * ra->channels * sizeof(float));
+  if (!p) return -1;
+  ra->data = p;
+  *cap = nc;
+  return 0;
+}
+
+static int ff_load(const char *path, const void *bytes, size_t nbytes, const oe_audio_opts *o, raw_audio *ra,
+                   char *why, size_t wn, oe_err *e) {
+  oe_av_input in;
+  AVCodecContext *dec = NULL;
+  AVPacket *pkt = NULL;
+  AVFrame *fr = NULL;
+  SwrContext *swr = NULL;
+  int64_t cap = 0, packets = 0, limit = INT64_MAX, max_frames = 0;
+  int rc = OE_OK, r;
+  memset(ra, 0, sizeof *ra);
+  if ((r = oe_av_open(&in, path, bytes, nbytes, why, wn)) < 0) return fail(e, OE_EIO, path, "cannot open: %s", why);
+  int si = av_find_best_stream(in.fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
+  if (si < 0) {
+    rc = fail(e, OE_EIO, path, "no audio stream (container %s)", in.fmt->iformat->name);
+    goto done;
+  }
+  AVStream *st = in.fmt->streams[si];
+  const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
+  if (!codec) {
+    rc = fail(e, OE_EIO, path, "unsupported audio codec %s", avcodec_get_name(st->codecpar->codec_id));
+    goto done;
+  }
+  dec = avcodec_alloc_context3(codec);
+  pkt = av_packet_alloc();
+  fr = av_frame_alloc();
+  if (!dec || !pkt || !fr) {
+    rc = fail(e, OE_ENOMEM, path, "out of memory");
+    goto done;
+  }
+  if ((r = avcodec_parameters_to_context(dec, st->codecpar)) < 0 || (r = avcodec_open2(dec, codec, NULL)) < 0) {
+    oe_av_reason(r, why, wn);
+    rc = fail(e, OE_EIO, path, "cannot open %s decoder: %s", codec->name, why);
+    goto done;
+  }
+  if ((rc = check_header(path, dec->sample_rate, dec->ch_layout.nb_channels, e))) goto done;
+  ra->channels = dec->ch_layout.nb_channels;
+  ra->rate = dec->sample_rate;
+  limit = frames_wanted(o, ra->rate);
+  max_frames = (int64_t)(o->cap_seconds * ra->rate) + 1;
+  if (st->duration != AV_NOPTS_VALUE && st->duration * av_q2d(st->time_base) > o->cap_seconds) {
+    rc = fail(e, OE_EIO, path, "declared duration %.1f s exceeds the cap of %.1f s (option cap_seconds)",
+              st->duration * av_q2d(st->time_base), o->cap_seconds);
+    goto done;
+  }
+  int eof = 0;
+  while (ra->frames < limit) {
+    if (!eof) {
+      r = av_read_frame(in.fmt, pkt);
+      if (r == AVERROR_EOF || r == AVERROR(EIO)) {
+        eof = 1;
+        avcodec_send_packet(dec, NULL);
+      } else if (r < 0) {
+        oe_av_reason(r, why, wn);
+        rc = fail(e, OE_EIO, path, "read error: %s", why);
+        goto done;
+      } else {
+        if (++packets > o->max_packets) {
+          av_packet_unref(pkt);
+          rc = fail(e, OE_EIO, path, "more than %lld packets (option max_packets): decoding would not end",
+                    (long long)o->max_packets);
+          goto done;
+        }
+        if (pkt->stream_index != si) {
+          av_packet_unref(pkt);
+          continue;
+        }
+        r = avcodec_send_packet(dec, pkt);
+        av_packet_unref(pkt);
+        if (r < 0 && r != AVERROR(EAGAIN)) {
+          oe_av_reason(r, why, wn);
+          rc = fail(e, OE_EIO, path, "corrupt audio packet: %s", why);
+          goto done;
+        }
+      }
+    }
+    for (;;) {
+      r = avcodec_receive_frame(dec, fr);
+      if (r == AVERROR(EAGAIN)) break;
+      if (r == AVERROR_EOF) goto finished;
+      if (r < 0) {
+        oe_av_reason(r, why, wn);
+        rc = fail(e, OE_EIO, path, "decode error: %s", why);
+        goto done;
+      }
+      if (fr->ch_layout.nb_channels != ra->channels || fr->sample_rate != ra->rate) {
+        av_frame_unref(fr);
+        rc = fail(e, OE_EIO, path, "channel count or sample rate changes mid-stream (unsupported)");
+        goto done;
+      }
+      if (!swr) {
+        r = swr_alloc_set_opts2(&swr, &fr->ch_layout, AV_SAMPLE_FMT_FLT, fr->sample_rate, &fr->ch_layout,
+                                fr->format, fr->sample_rate, 0, NULL);
+        if (r >= 0) r = swr_init(swr);
+        if (r < 0) {
+          av_frame_unref(fr);
+          oe_av_reason(r, why, wn);
+          rc = fail(e, OE_EIO, path, "cannot convert sample format %s: %s",
+                    av_get_sample_fmt_name(fr->format) ? av_get_sample_fmt_name(fr->format) : "?", why);
+          goto done;
+        }
+      }
+      int64_t need = ra->frames + fr->nb_samples + 32;
+      if (need > max_frames) {
+        av_frame_unref(fr);
+        rc = fail(e, OE_EIO, path, "decoded duration exceeds the cap of %.1f s (option cap_seconds)", o->cap_seconds);
+        goto done;
+      }
+      if (grow(ra, need, &cap)) {
+        av_frame_unref(fr);
+        rc = fail(e, OE_ENOMEM, path, "out of memory");
+        goto done;
+      }
+      uint8_t *outp = (uint8_t *)(ra->data + ra->frames * ra->channels);
+      int got = swr_convert(swr, &outp, (int)(cap - ra->frames), (const uint8_t **)fr->extended_data, fr->nb_samples);
+      av_frame_unref(fr);
+      if (got < 0) {
+        oe_av_reason(got, why, wn);
+        rc = fail(e, OE_EIO, path, "sample conversion failed: %s", why);
+        goto done;
+      }
+      ra->frames += got;
+    }
+  }
+finished:
+  if (ra->frames <= 0) rc = fail(e, OE_EIO, path, "no audio frames could be decoded");
+  if (ra->frames > limit) ra->frames = limit;
+done:
+  if (rc) {
+    free(ra->data);
+    ra->data = NULL;
+  }
+  swr_free(&swr);
+  av_frame_free(&fr);
+  av_packet_free(&pkt);
+  avcodec_free_context(&dec);
+  oe_av_close(&in);
+  return rc;
+}
+
+static int check_file(const char *path, const void *bytes, size_t nbytes, oe_err *e) {
+  if (bytes) {
+    if (nbytes == 0) return fail(e, OE_EIO, path, "empty input (0 bytes)");
+    return OE_OK;
+  }
+  struct stat sb;
+  if (stat(path, &sb) != 0) return fail(e, OE_EIO, path, "%s", strerror(errno));
+  if (S_ISDIR(sb.st_mode)) return fail(e, OE_EIO, path, "is a directory");
+  if (sb.st_size == 0) return fail(e, OE_EIO, path, "empty file (0 bytes)");
+  return OE_OK;
+}
+
+int oe_audio_info_get(const char *path, const void *bytes, size_t nbytes, oe_audio_info *info, oe_err *e) {
+  memset(info, 0, sizeof *info);
+  int rc = check_file(path, bytes, nbytes, e);
+  if (rc) return rc;
+  char w1[200], w2[240];
+  if (sndfile_info(path, bytes, nbytes, info, w1, sizeof w1)) return OE_OK;
+  if (ff_info(path, bytes, nbytes, info, w2, sizeof w2)) return OE_OK;
+  return fail(e, OE_EIO, path, "not a readable audio file (libsndfile: %s; ffmpeg: %s)", w1, w2);
+}
+
+/* ---------------- resampling ---------------- */
+int oe_audio_resample(const float *in, int channels, int64_t frames, int from, int to, float **out,
+                      int64_t *out_frames, oe_err *e) {
+  *out = NULL;
+  *out_frames = 0;
+  if (channels < 1 || channels > OE_AUDIO_MAX_CHANNELS) return fail(e, OE_EINVAL, "resample", "bad channel count %d", channels);
+  if (from < 1 || to < 1 || from > OE_AUDIO_MAX_RATE || to > OE_AUDIO_MAX_RATE)
+    return fail(e, OE_EINVAL, "resample", "rates must be in 1..%d Hz, got %d -> %d", OE_AUDIO_MAX_RATE, from, to);
+  if (frames < 0 || frames > (int64_t)1 << 40) return fail(e, OE_EINVAL, "resample", "bad length %lld", (long long)frames);
+  int64_t n_out = (frames * (int64_t)to + from - 1) / from;
+  float *o = calloc((size_t)(n_out > 0 ? n_out : 1) * channels, sizeof(float));
+  if (!o) return fail(e, OE_ENOMEM, "resample", "out of memory");
+  if (frames == 0 || n_out == 0) {
+    *out = o;
+    return OE_OK;
+  }
+  if (from == to) {
+    memcpy(o, in, (size_t)frames * channels * sizeof(float));
+    *out = o;
+    *out_frames = frames;
+    return OE_OK;
+  }
+  oe_av_init();
+  SwrContext *swr = NULL;
+  AVChannelLayout lay;
+  av_channel_layout_default(&lay, channels);
+  int r = swr_alloc_set_opts2(&swr, &lay, AV_SAMPLE_FMT_FLTP, to, &lay, AV_SAMPLE_FMT_FLTP, from, 0, NULL);
+  if (r >= 0) {
+    /* long windowed-sinc filter: >= 60 dB stopband right above the new Nyquist */
+    av_opt_set_int(swr, "filter_size", 128, 0);
+    av_opt_set_int(swr, "phase_shift", 10, 0);
+    av_opt_set_double(swr, "cutoff", 0.95, 0);
+    av_opt_set_int(swr, "filter_type", SWR_FILTER_TYPE_KAISER, 0);
+    av_opt_set_double(swr, "kaiser_beta", 9, 0);
+    r = swr_init(swr);
+  }
+  av_channel_layout_uninit(&lay);
+  if (r < 0) {
+    swr_free(&swr);
+    free(o);
+    char why[200];
+    oe_av_reason(r, why, sizeof why);
+    return fail(e, OE_EINVAL, "resample", "cannot set up %d -> %d Hz: %s", from, to, why);
+  }
+  /* the resampler delays its output by its filter's group delay: feed everything,
+   * flush, and drop the delay at the front so output sample i sits at time i/to */
+  int64_t delay = swr_get_delay(swr, to); /* before any input: 0 */
+  (void)delay;
+  const uint8_t *ip[OE_AUDIO_MAX_CHANNELS];
+  uint8_t *op[OE_AUDIO_MAX_CHANNELS];
+  int64_t total_cap = n_out + 4096;
+  float *tmp = malloc((size_t)total_cap * channels * sizeof(float));
+  if (!tmp) {
+    swr_free(&swr);
+    free(o);
+    return fail(e, OE_ENOMEM, "resample", "out of memory");
+  }
+  int64_t got_total = 0, pos = 0;
+  const int64_t chunk = 1 << 16;
+  for (;;) {
+    int64_t n_in = frames - pos < chunk ? frames - pos : chunk;
+    for (int c = 0; c < channels; c++) {
+      ip[c] = n_in > 0 ? (const uint8_t *)(in + (size_t)c * frames + pos) : NULL;
+      op[c] = (uint8_t *)(tmp + (size_t)c * total_cap + got_total);
+    }
+    int room = (int)(total_cap - got_total);
+    if (room <= 0) break;
+    r = swr_convert(swr, op, room, n_in > 0 ? ip : NULL, (int)n_in);
+    if (r < 0) break;
+    got_total += r;
+    if (n_in == 0 && r == 0) break;
+    pos += n_in;
+  }
+  swr_free(&swr);
+  if (r < 0) {
+    free(tmp);
+    free(o);
+    char why[200];
+    oe_av_reason(r, why, sizeof why);
+    return fail(e, OE_EIO, "resample", "resampling failed: %s", why);
+  }
+  int64_t k = got_total < n_out ? got_total : n_out;
+  for (int c = 0; c < channels; c++) memcpy(o + (size_t)c * n_out, tmp + (size_t)c * total_cap, (size_t)k * sizeof(float));
+  free(tmp);
+  *out = o;
+  *out_frames = n_out;
+  return OE_OK;
+}
+
+/* ---------------- load ---------------- */
+int oe_audio_load(const char *path, const void *bytes, size_t nbytes, const oe_audio_opts *o, oe_tensor *out,
+                  int *out_rate, oe_err *e) {
+  raw_audio ra;
+  memset(&ra, 0, sizeof ra);
+  if (o->rate < 0 || o->rate > OE_AUDIO_MAX_RATE) return fail(e, OE_EINVAL, path, "bad target rate %d", o->rate);
+  int rc = check_file(path, bytes, nbytes, e);
+  if (rc) return rc;
+  char w1[200], w2[240];
+  int opened = 0;
+  rc = sndfile_load(path, bytes, nbytes, o, &ra, &opened, w1, sizeof w1, e);
+  if (!opened) {
+    oe_err e2;
+    rc = ff_load(path, bytes, nbytes, o, &ra, w2, sizeof w2, &e2);
+    if (rc) {
+      /* prefer the FFmpeg message when FFmpeg recognised the container */
+      if (strstr(e2.msg, "cannot open:"))
+        return fail(e, OE_EIO, path, "not a readable audio file (libsndfile: %s; ffmpeg: %s)", w1, w2);
+      *e = e2;
+      return rc;
+    }
+  } else if (rc) {
+    return rc;
+  }
+  /* planar, optionally mixed to mono */
+  int C = o->mono ? 1 : ra.channels;
+  float *pl = malloc((size_t)ra.frames * C * sizeof(float));
+  if (!pl) {
+    free(ra.data);
+    return fail(e, OE_ENOMEM, path, "out of memory");
+  }
+  if (o->mono) {
+    float inv = 1.0f / ra.channels;
+    for (int64_t t = 0; t < ra.frames; t++) {
+      const float *f = ra.data + t * ra.channels;
+      float s = 0;
+      for (int c = 0; c < ra.channels; c++) s += f[c];
+      pl[t] = s * inv;
+    }
+  } else {
+    for (int64_t t = 0; t < ra.frames; t++)
+      for (int c = 0; c < C; c++) pl[(size_t)c * ra.frames + t] = ra.data[t * C + c];
+  }
+  free(ra.data);
+  int rate = o->rate > 0 ? o->rate : ra.rate;
+  int64_t T = ra.frames;
+  if (rate != ra.rate) {
+    float *rs;
+    int64_t nT;
+    rc = oe_audio_resample(pl, C, T, ra.rate, rate, &rs, &nT, e);
+    free(pl);
+    if (rc) {
+      char m[512];
+      snprintf(m, sizeof m, "%s", e->msg);
+      return fail(e, rc, path, "%s", m);
+    }
+    pl = rs;
+    T = nT;
+  }
+  int64_t keep = T, outT = T;
+  if (o->max_seconds > 0) {
+    int64_t lim = (int64_t)llround(o->max_seconds * rate);
+    if (lim < 1) lim = 1;
+    if (keep > lim) keep = lim;
+    outT = o->pad ? lim : keep;
+  }
+  int64_t shape[2] = {C, outT};
+  rc = oe_tensor_alloc(out, OE_F32, o->mono ? 1 : 2, o->mono ? shape + 1 : shape, e);
+  if (rc) {
+    free(pl);
+    return rc;
+  }
+  float *dst = oe_f32(out);
+  for (int c = 0; c < C; c++) memcpy(dst + (size_t)c * outT, pl + (size_t)c * T, (size_t)keep * sizeof(float));
+  free(pl);
+  if (o->normalize) {
+    double s = 0, ss = 0;
+    int64_t n = (int64_t)C * keep;
+    for (int c = 0; c < C; c++)
+      for (int64_t t = 0; t < keep; t++) s += dst[(size_t)c * outT + t];
+    double mean = s / (double)n;
+    for (int c = 0; c < C; c++)
+      for (int64_t t = 0; t < keep; t++) {
+        double d = dst[(size_t)c * outT + t] - mean;
+        ss += d * d;
+      }
+    double inv = 1.0 / sqrt(ss / (double)n + 1e-7);
+    for (int c = 0; c < C; c++)
+      for (int64_t t = 0; t < keep; t++) dst[(size_t)c * outT + t] = (float)((dst[(size_t)c * outT + t] - mean) * inv);
+  }
+  *out_rate = rate;
+  return OE_OK;
+}
+
+/* ---------------- WAV writer ---------------- */
+int oe_audio_save_wav(const char *path, const float *planar, int channels, int64_t frames, int rate, int as_float,
+                      oe_err *e) {
+  if (channels < 1 || channels > OE_AUDIO_MAX_CHANNELS) return fail(e, OE_EINVAL, path, "bad channel count %d", channels);
+  if (rate < 1 || rate > OE_AUDIO_MAX_RATE) return fail(e, OE_EINVAL, path, "bad sample rate %d", rate);
+  size_t plen = strlen(path);
+  char *tmp = malloc(plen + 32);
+  if (!tmp) return fail(e, OE_ENOMEM, path, "out of memory");
+  snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
+  SF_INFO si;
+  memset(&si, 0, sizeof si);
+  si.samplerate = rate;
+  si.channels = channels;
+  si.format = SF_FORMAT_WAV | (as_float ? SF_FORMAT_FLOAT : SF_FORMAT_PCM_16);
+  SNDFILE *sf = sf_open(tmp, SFM_WRITE, &si);
+  if (!sf) {
+    int rc = fail(e, OE_EIO, path, "cannot write: %s", sf_strerror(NULL));
+    free(tmp);
+    return rc;
+  }
+  /* clip instead of wrapping when converting to 16-bit */
+  sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
+  float buf[4096];
+  int64_t per = 4096 / channels, t = 0;
+  int rc = OE_OK;
+  while (t < frames) {
+    int64_t n = frames - t < per ? frames - t : per;
+    for (int64_t i = 0; i < n; i++)
+      for (int c = 0; c < channels; c++) buf[i * channels + c] = planar[(size_t)c * frames + t + i];
+    if (sf_writef_float(sf, buf, n) != n) {
+      rc = fail(e, OE_EIO, path, "write failed: %s", sf_strerror(sf));
+      break;
+    }
+    t += n;
+  }
+  if (rc == OE_OK) sf_write_sync(sf);
+  if (sf_close(sf) != 0 && rc == OE_OK) rc = fail(e, OE_EIO, path, "close failed");
+  if (rc == OE_OK && rename(tmp, path) != 0) rc = fail(e, OE_EIO, path, "rename failed: %s", strerror(errno));
+  if (rc) unlink(tmp);
+  free(tmp);
+  return rc;
+}
