@@ -96,4 +96,5 @@ oe.get_num_threads = core.get_num_threads
 oe.F = require "oneencoder.functional"
 oe.nn = require "oneencoder.nn"
 oe.optim = require "oneencoder.optim"
+oe.eval = require "oneencoder.eval"
 return oe
