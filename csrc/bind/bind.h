@@ -11,6 +11,8 @@
 oe_tensor *oe_lua_push_empty(lua_State *L);
 /* Push a new zero-filled tensor; raises a Lua error naming fn on failure. */
 oe_tensor *oe_lua_push_new(lua_State *L, const char *fn, oe_dtype dt, int ndim, const int64_t *shape);
+/* Same, contents undefined: only for outputs the kernel writes completely. */
+oe_tensor *oe_lua_push_uninit(lua_State *L, const char *fn, oe_dtype dt, int ndim, const int64_t *shape);
 /* Push a view sharing storage with src, with a new shape. */
 oe_tensor *oe_lua_push_view(lua_State *L, const oe_tensor *src, int ndim, const int64_t *shape, size_t offset);
 /* Check argument idx is a tensor; the error names fn and arg. */
@@ -30,6 +32,7 @@ void oe_bind_tensor(lua_State *L);      /* bind/tensor.c */
 void oe_bind_ops(lua_State *L);         /* bind/ops.c */
 void oe_bind_nn(lua_State *L);          /* bind/nn.c */
 void oe_bind_safetensors(lua_State *L); /* bind/safetensors.c */
+void oe_bind_bench(lua_State *L);       /* bind/bench.c */
 void oe_bind_image(lua_State *L);       /* bind/image.c */
 void oe_bind_audio(lua_State *L);       /* bind/audio.c */
 void oe_bind_video(lua_State *L);       /* bind/video.c */

@@ -19,11 +19,39 @@ oe_tensor *oe_lua_push_empty(lua_State *L) {
   return t;
 }
 
-oe_tensor *oe_lua_push_new(lua_State *L, const char *fn, oe_dtype dt, int ndim, const int64_t *shape) {
+/* The Lua GC does not see the bytes behind a tensor, so garbage tensors could
+ * pile up between its cycles. When more than max(64 MB, live bytes after the
+ * last cycle / 4) has been allocated since, a full cycle runs first. */
+static void gc_pressure(lua_State *L) {
+  static size_t threshold = (size_t)64 << 20;
+  oe_memstats m;
+  oe_memory_stats(&m);
+  if (m.since_collect < threshold) return;
+  lua_gc(L, LUA_GCCOLLECT);
+  oe_memory_collected();
+  oe_memory_stats(&m);
+  threshold = m.live_bytes / 4 > ((size_t)64 << 20) ? m.live_bytes / 4 : ((size_t)64 << 20);
+}
+
+static oe_tensor *push_alloc(lua_State *L, const char *fn, oe_dtype dt, int ndim, const int64_t *shape, int zero) {
+  gc_pressure(L);
   oe_tensor *t = oe_lua_push_empty(L);
   oe_err e;
-  if (oe_tensor_alloc(t, dt, ndim, shape, &e) != OE_OK) oe_lua_fail(L, fn, "%s", e.msg);
+  int rc = zero ? oe_tensor_alloc(t, dt, ndim, shape, &e) : oe_tensor_alloc_uninit(t, dt, ndim, shape, &e);
+  if (rc == OE_ENOMEM) { /* collect garbage and try once more */
+    lua_gc(L, LUA_GCCOLLECT);
+    oe_cache_clear();
+    rc = zero ? oe_tensor_alloc(t, dt, ndim, shape, &e) : oe_tensor_alloc_uninit(t, dt, ndim, shape, &e);
+  }
+  if (rc != OE_OK) oe_lua_fail(L, fn, "%s", e.msg);
   return t;
+}
+
+oe_tensor *oe_lua_push_new(lua_State *L, const char *fn, oe_dtype dt, int ndim, const int64_t *shape) {
+  return push_alloc(L, fn, dt, ndim, shape, 1);
+}
+oe_tensor *oe_lua_push_uninit(lua_State *L, const char *fn, oe_dtype dt, int ndim, const int64_t *shape) {
+  return push_alloc(L, fn, dt, ndim, shape, 0);
 }
 
 oe_tensor *oe_lua_push_view(lua_State *L, const oe_tensor *src, int ndim, const int64_t *shape, size_t offset) {

@@ -6,6 +6,7 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_tensor(L);
   oe_bind_ops(L);
   oe_bind_nn(L);
+  oe_bind_bench(L);
   oe_bind_safetensors(L);
   oe_bind_image(L);
   oe_bind_audio(L);

@@ -22,7 +22,7 @@ static int n_softmax(lua_State *L) {
   const char *fn = lg ? "log_softmax" : "softmax";
   oe_tensor *x = check_f32(L, 1, fn, "x");
   int64_t n = last_dim(L, x, fn);
-  oe_tensor *y = oe_lua_push_new(L, fn, OE_F32, x->ndim, x->shape);
+  oe_tensor *y = oe_lua_push_uninit(L, fn, OE_F32, x->ndim, x->shape);
   if (n) oe_softmax_f32(oe_f32(x), oe_f32(y), oe_numel(x) / n, n, lg);
   return 1;
 }
@@ -31,7 +31,7 @@ static int n_softmax_backward(lua_State *L) {
   int lg = lua_toboolean(L, 3);
   int64_t n = last_dim(L, y, "softmax_backward");
   if (!oe_same_shape(y, g)) return oe_lua_fail(L, "softmax_backward", "grad shape differs from output shape");
-  oe_tensor *gx = oe_lua_push_new(L, "softmax_backward", OE_F32, y->ndim, y->shape);
+  oe_tensor *gx = oe_lua_push_uninit(L, "softmax_backward", OE_F32, y->ndim, y->shape);
   if (n) oe_softmax_backward_f32(oe_f32(y), oe_f32(g), oe_f32(gx), oe_numel(y) / n, n, lg);
   return 1;
 }
@@ -52,9 +52,9 @@ static int n_layer_norm(lua_State *L) {
   check_vec(L, w, n, "layer_norm", "weight");
   check_vec(L, b, n, "layer_norm", "bias");
   int64_t rows = n ? oe_numel(x) / n : 0;
-  oe_tensor *y = oe_lua_push_new(L, "layer_norm", OE_F32, x->ndim, x->shape);
-  oe_tensor *m = oe_lua_push_new(L, "layer_norm", OE_F32, 1, &rows);
-  oe_tensor *r = oe_lua_push_new(L, "layer_norm", OE_F32, 1, &rows);
+  oe_tensor *y = oe_lua_push_uninit(L, "layer_norm", OE_F32, x->ndim, x->shape);
+  oe_tensor *m = oe_lua_push_uninit(L, "layer_norm", OE_F32, 1, &rows);
+  oe_tensor *r = oe_lua_push_uninit(L, "layer_norm", OE_F32, 1, &rows);
   if (n) oe_layernorm_forward(oe_f32(x), w ? oe_f32(w) : NULL, b ? oe_f32(b) : NULL, oe_f32(y), oe_f32(m), oe_f32(r), rows, n, eps);
   return 3;
 }
@@ -69,7 +69,7 @@ static int n_layer_norm_backward(lua_State *L) {
   int64_t n = last_dim(L, x, fn), rows = n ? oe_numel(x) / n : 0;
   if (!oe_same_shape(x, g) || oe_numel(m) != rows || oe_numel(r) != rows) return oe_lua_fail(L, fn, "shape mismatch");
   check_vec(L, w, n, fn, "weight");
-  oe_tensor *gx = nx ? oe_lua_push_new(L, fn, OE_F32, x->ndim, x->shape) : (lua_pushnil(L), NULL);
+  oe_tensor *gx = nx ? oe_lua_push_uninit(L, fn, OE_F32, x->ndim, x->shape) : (lua_pushnil(L), NULL);
   oe_tensor *gw = nw ? oe_lua_push_new(L, fn, OE_F32, 1, &n) : (lua_pushnil(L), NULL);
   oe_tensor *gb = nb ? oe_lua_push_new(L, fn, OE_F32, 1, &n) : (lua_pushnil(L), NULL);
   if (n)
@@ -83,10 +83,28 @@ static int n_dropout(lua_State *L) {
   oe_tensor *x = check_f32(L, 1, "dropout", "input");
   double p = luaL_checknumber(L, 2);
   if (!(p >= 0 && p < 1)) return oe_lua_fail(L, "dropout", "p must be in [0, 1), got %g", p);
-  oe_tensor *y = oe_lua_push_new(L, "dropout", OE_F32, x->ndim, x->shape);
-  oe_tensor *m = oe_lua_push_new(L, "dropout", OE_U8, x->ndim, x->shape);
+  oe_tensor *y = oe_lua_push_uninit(L, "dropout", OE_F32, x->ndim, x->shape);
+  oe_tensor *m = oe_lua_push_uninit(L, "dropout", OE_U8, x->ndim, x->shape);
   oe_dropout_forward(oe_rng_global(), oe_f32(x), oe_f32(y), (uint8_t *)oe_data(m), oe_numel(x), (float)p);
   return 2;
+}
+
+/* relu_dropout(x, p) -> y ; relu_dropout_backward(y, g, p) -> gx */
+static int n_relu_dropout(lua_State *L) {
+  oe_tensor *x = check_f32(L, 1, "relu_dropout", "input");
+  double p = luaL_optnumber(L, 2, 0);
+  if (!(p >= 0 && p < 1)) return oe_lua_fail(L, "relu_dropout", "p must be in [0, 1), got %g", p);
+  oe_tensor *y = oe_lua_push_uninit(L, "relu_dropout", OE_F32, x->ndim, x->shape);
+  oe_relu_dropout_forward(oe_rng_global(), oe_f32(x), oe_f32(y), oe_numel(x), (float)p);
+  return 1;
+}
+static int n_relu_dropout_backward(lua_State *L) {
+  oe_tensor *y = check_f32(L, 1, "relu_dropout_backward", "y"), *g = check_f32(L, 2, "relu_dropout_backward", "grad");
+  double p = luaL_optnumber(L, 3, 0);
+  if (oe_numel(y) != oe_numel(g)) return oe_lua_fail(L, "relu_dropout_backward", "grad size differs from output size");
+  oe_tensor *gx = oe_lua_push_uninit(L, "relu_dropout_backward", OE_F32, g->ndim, g->shape);
+  oe_relu_dropout_backward(oe_f32(y), oe_f32(g), oe_f32(gx), oe_numel(g), (float)p);
+  return 1;
 }
 
 /* masked_scale(g, mask, scale): g * mask * scale, mask uint8 of the same size */
@@ -95,11 +113,12 @@ static int n_masked_scale(lua_State *L) {
   oe_lua_check_dtype(L, m, OE_U8, "dropout_backward", "mask");
   float s = (float)luaL_checknumber(L, 3);
   if (oe_numel(m) != oe_numel(g)) return oe_lua_fail(L, "dropout_backward", "mask size differs from grad size");
-  oe_tensor *o = oe_lua_push_new(L, "dropout_backward", OE_F32, g->ndim, g->shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "dropout_backward", OE_F32, g->ndim, g->shape);
   const float *pg = oe_f32(g);
   const uint8_t *pm = oe_data(m);
   float *po = oe_f32(o);
   int64_t n = oe_numel(g);
+#pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) po[i] = pm[i] ? pg[i] * s : 0.0f;
   return 1;
 }
@@ -115,7 +134,7 @@ static int n_masked_fill(lua_State *L) {
     char a[160], b[160];
     return oe_lua_fail(L, "masked_fill", "mask of shape %s does not broadcast to input of shape %s", oe_lua_shape_str(m, a, sizeof a), oe_lua_shape_str(x, b, sizeof b));
   }
-  oe_tensor *o = oe_lua_push_new(L, "masked_fill", OE_F32, x->ndim, x->shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "masked_fill", OE_F32, x->ndim, x->shape);
   int64_t n = oe_numel(x);
   /* expand the mask as float through the broadcasting kernel, then select */
   oe_tensor tmp = {0};
@@ -139,8 +158,8 @@ static int n_l2norm(lua_State *L) {
   oe_tensor *x = check_f32(L, 1, "normalize", "input");
   float eps = (float)luaL_optnumber(L, 2, 1e-12);
   int64_t n = last_dim(L, x, "normalize"), rows = n ? oe_numel(x) / n : 0;
-  oe_tensor *y = oe_lua_push_new(L, "normalize", OE_F32, x->ndim, x->shape);
-  oe_tensor *nr = oe_lua_push_new(L, "normalize", OE_F32, 1, &rows);
+  oe_tensor *y = oe_lua_push_uninit(L, "normalize", OE_F32, x->ndim, x->shape);
+  oe_tensor *nr = oe_lua_push_uninit(L, "normalize", OE_F32, 1, &rows);
   if (n) oe_l2norm_forward(oe_f32(x), oe_f32(y), oe_f32(nr), rows, n, eps);
   return 2;
 }
@@ -150,7 +169,7 @@ static int n_l2norm_backward(lua_State *L) {
   float eps = (float)luaL_optnumber(L, 5, 1e-12);
   int64_t n = last_dim(L, x, fn), rows = n ? oe_numel(x) / n : 0;
   if (!oe_same_shape(x, g) || oe_numel(nr) != rows) return oe_lua_fail(L, fn, "shape mismatch");
-  oe_tensor *gx = oe_lua_push_new(L, fn, OE_F32, x->ndim, x->shape);
+  oe_tensor *gx = oe_lua_push_uninit(L, fn, OE_F32, x->ndim, x->shape);
   if (n) oe_l2norm_backward(oe_f32(x), oe_f32(y), oe_f32(nr), oe_f32(g), oe_f32(gx), rows, n, eps);
   return 1;
 }
@@ -174,7 +193,7 @@ static int n_cross_entropy(lua_State *L) {
   const oe_tensor *t = check_targets(L, 2, N, fn);
   int64_t ignore = luaL_optinteger(L, 3, -100);
   float sm = (float)luaL_optnumber(L, 4, 0);
-  oe_tensor *p = oe_lua_push_new(L, fn, OE_F32, 2, x->shape);
+  oe_tensor *p = oe_lua_push_uninit(L, fn, OE_F32, 2, x->shape);
   double loss;
   int64_t cnt, bad;
   if (oe_cross_entropy_forward(oe_f32(x), oe_data(t), N, C, ignore, sm, oe_f32(p), &loss, &cnt, &bad))
@@ -191,7 +210,7 @@ static int n_cross_entropy_backward(lua_State *L) {
   oe_tensor *p = check_f32(L, 1, fn, "probs");
   int64_t N = p->shape[0], C = p->shape[1];
   const oe_tensor *t = check_targets(L, 2, N, fn);
-  oe_tensor *g = oe_lua_push_new(L, fn, OE_F32, 2, p->shape);
+  oe_tensor *g = oe_lua_push_uninit(L, fn, OE_F32, 2, p->shape);
   oe_cross_entropy_backward(oe_f32(p), oe_data(t), N, C, luaL_optinteger(L, 3, -100), (float)luaL_optnumber(L, 4, 0),
                             (float)luaL_checknumber(L, 5), oe_f32(g));
   return 1;
@@ -252,9 +271,9 @@ static int n_attention(lua_State *L) {
   if (!(p >= 0 && p < 1)) return oe_lua_fail(L, fn, "dropout p must be in [0, 1), got %g", p);
   a.p = (float)p;
   int64_t so[3] = {a.B, a.L, a.H * a.hd}, sp[4] = {a.B, a.H, a.L, a.S};
-  oe_tensor *out = oe_lua_push_new(L, fn, OE_F32, 3, so);
-  oe_tensor *pr = oe_lua_push_new(L, fn, OE_F32, 4, sp);
-  oe_tensor *mk = a.p > 0 ? oe_lua_push_new(L, fn, OE_U8, 4, sp) : (lua_pushnil(L), NULL);
+  oe_tensor *out = a.S ? oe_lua_push_uninit(L, fn, OE_F32, 3, so) : oe_lua_push_new(L, fn, OE_F32, 3, so);
+  oe_tensor *pr = oe_lua_push_uninit(L, fn, OE_F32, 4, sp);
+  oe_tensor *mk = a.p > 0 ? oe_lua_push_uninit(L, fn, OE_U8, 4, sp) : (lua_pushnil(L), NULL);
   a.out = oe_f32(out);
   a.probs = oe_f32(pr);
   a.mask = mk ? (uint8_t *)oe_data(mk) : NULL;
@@ -279,15 +298,15 @@ static int n_attention_backward(lua_State *L) {
   a.mask = mk ? (uint8_t *)oe_data(mk) : NULL;
   a.gout = oe_f32(go);
   if (packed) {
-    oe_tensor *g = oe_lua_push_new(L, fn, OE_F32, 3, q->shape);
+    oe_tensor *g = a.S ? oe_lua_push_uninit(L, fn, OE_F32, 3, q->shape) : oe_lua_push_new(L, fn, OE_F32, 3, q->shape);
     int64_t D = a.H * a.hd;
     a.gq = oe_f32(g); a.gk = a.gq + D; a.gv = a.gq + 2 * D;
     if (oe_numel(g) && a.S) oe_attention_backward(&a);
     return 1;
   }
-  oe_tensor *gq = oe_lua_push_new(L, fn, OE_F32, 3, q->shape);
-  oe_tensor *gk = oe_lua_push_new(L, fn, OE_F32, 3, k->shape);
-  oe_tensor *gv = oe_lua_push_new(L, fn, OE_F32, 3, v->shape);
+  oe_tensor *gq = a.S ? oe_lua_push_uninit(L, fn, OE_F32, 3, q->shape) : oe_lua_push_new(L, fn, OE_F32, 3, q->shape);
+  oe_tensor *gk = a.S ? oe_lua_push_uninit(L, fn, OE_F32, 3, k->shape) : oe_lua_push_new(L, fn, OE_F32, 3, k->shape);
+  oe_tensor *gv = a.S ? oe_lua_push_uninit(L, fn, OE_F32, 3, v->shape) : oe_lua_push_new(L, fn, OE_F32, 3, v->shape);
   a.gq = oe_f32(gq); a.gk = oe_f32(gk); a.gv = oe_f32(gv);
   if (oe_numel(gq) && a.S) oe_attention_backward(&a);
   return 3;
@@ -295,7 +314,7 @@ static int n_attention_backward(lua_State *L) {
 
 static const luaL_Reg nn_fns[] = {
   {"softmax", n_softmax}, {"softmax_backward", n_softmax_backward}, {"layer_norm", n_layer_norm},
-  {"layer_norm_backward", n_layer_norm_backward}, {"dropout", n_dropout}, {"masked_scale", n_masked_scale},
+  {"layer_norm_backward", n_layer_norm_backward}, {"dropout", n_dropout}, {"relu_dropout", n_relu_dropout}, {"relu_dropout_backward", n_relu_dropout_backward}, {"masked_scale", n_masked_scale},
   {"masked_fill", n_masked_fill}, {"l2norm", n_l2norm}, {"l2norm_backward", n_l2norm_backward},
   {"cross_entropy", n_cross_entropy}, {"cross_entropy_backward", n_cross_entropy_backward},
   {"attention", n_attention}, {"attention_backward", n_attention_backward}, {NULL, NULL}};

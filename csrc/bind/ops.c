@@ -25,7 +25,7 @@ static int o_binary(lua_State *L) {
     char x[160], y[160];
     return oe_lua_fail(L, fn, "shapes %s and %s cannot be broadcast together", oe_lua_shape_str(a, x, sizeof x), oe_lua_shape_str(b, y, sizeof y));
   }
-  oe_tensor *o = oe_lua_push_new(L, fn, OE_F32, nd, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, fn, OE_F32, nd, shape);
   if (oe_numel(o) > 0) oe_binary_f32((oe_binop)op, oe_f32(a), a->ndim, a->shape, oe_f32(b), b->ndim, b->shape, oe_f32(o), nd, shape);
   return 1;
 }
@@ -34,7 +34,7 @@ static int o_unary(lua_State *L) {
   int op = luaL_checkoption(L, 1, NULL, unop_names);
   oe_tensor *x = check_f32(L, 2, unop_names[op], "x");
   float p1 = (float)luaL_optnumber(L, 3, 0), p2 = (float)luaL_optnumber(L, 4, 0);
-  oe_tensor *o = oe_lua_push_new(L, unop_names[op], OE_F32, x->ndim, x->shape);
+  oe_tensor *o = oe_lua_push_uninit(L, unop_names[op], OE_F32, x->ndim, x->shape);
   oe_unary_f32((oe_unop)op, oe_f32(x), oe_f32(o), oe_numel(x), p1, p2);
   return 1;
 }
@@ -46,7 +46,7 @@ static int o_unary_backward(lua_State *L) {
   oe_tensor *x = oe_lua_opt(L, 2, fn, "x"), *y = oe_lua_opt(L, 3, fn, "y"), *g = check_f32(L, 4, fn, "grad");
   float p1 = (float)luaL_optnumber(L, 5, 0), p2 = (float)luaL_optnumber(L, 6, 0);
   if ((x && oe_numel(x) != oe_numel(g)) || (y && oe_numel(y) != oe_numel(g))) return oe_lua_fail(L, fn, "backward: size mismatch");
-  oe_tensor *o = oe_lua_push_new(L, fn, OE_F32, g->ndim, g->shape);
+  oe_tensor *o = oe_lua_push_uninit(L, fn, OE_F32, g->ndim, g->shape);
   oe_unary_backward_f32((oe_unop)op, x ? oe_f32(x) : NULL, y ? oe_f32(y) : NULL, oe_f32(g), oe_f32(o), oe_numel(g), p1, p2);
   return 1;
 }
@@ -58,7 +58,7 @@ static int o_sum_to(lua_State *L) {
   int nd = oe_lua_shape(L, 2, shape, "sum_to", "shape"), nb;
   if (!oe_broadcast_shape(nd, shape, g->ndim, g->shape, &nb, bs) || nb != g->ndim || memcmp(bs, g->shape, sizeof(int64_t) * (size_t)nb))
     return oe_lua_fail(L, "sum_to", "shape does not broadcast to the gradient's shape");
-  oe_tensor *o = oe_lua_push_new(L, "sum_to", OE_F32, nd, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "sum_to", OE_F32, nd, shape);
   oe_sum_to_f32(oe_f32(g), g->ndim, g->shape, oe_f32(o), nd, shape);
   return 1;
 }
@@ -71,7 +71,7 @@ static int o_expand(lua_State *L) {
     char a[160], b[160];
     return oe_lua_fail(L, "expand", "cannot expand %s to %s", oe_lua_shape_str(x, a, sizeof a), oe_shape_str(nd, shape, b, sizeof b));
   }
-  oe_tensor *o = oe_lua_push_new(L, "expand", OE_F32, nd, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "expand", OE_F32, nd, shape);
   if (oe_numel(o)) oe_expand_f32(oe_f32(x), x->ndim, x->shape, oe_f32(o), nd, shape);
   return 1;
 }
@@ -106,11 +106,11 @@ static int o_reduce(lua_State *L) {
   int64_t n = oe_numel(x);
   if (lua_isnoneornil(L, 3)) {
     if (n == 0 && op >= 2) return oe_lua_fail(L, fn, "empty tensor has no %s", fn);
-    oe_tensor *o = oe_lua_push_new(L, fn, OE_F32, 0, NULL);
+    oe_tensor *o = oe_lua_push_uninit(L, fn, OE_F32, 0, NULL);
     int64_t idx;
     oe_reduce_f32((oe_redop)op, oe_f32(x), 1, n, 1, oe_f32(o), op >= 2 ? &idx : NULL);
     if (op >= 2) {
-      oe_tensor *it = oe_lua_push_new(L, fn, OE_I64, 0, NULL);
+      oe_tensor *it = oe_lua_push_uninit(L, fn, OE_I64, 0, NULL);
       ((int64_t *)oe_data(it))[0] = idx;
       return 2;
     }
@@ -127,8 +127,8 @@ static int o_reduce(lua_State *L) {
     if (i != d) shape[nd++] = x->shape[i];
     else if (keep) shape[nd++] = 1;
   }
-  oe_tensor *o = oe_lua_push_new(L, fn, OE_F32, nd, shape);
-  oe_tensor *it = op >= 2 ? oe_lua_push_new(L, fn, OE_I64, nd, shape) : NULL;
+  oe_tensor *o = oe_lua_push_uninit(L, fn, OE_F32, nd, shape);
+  oe_tensor *it = op >= 2 ? oe_lua_push_uninit(L, fn, OE_I64, nd, shape) : NULL;
   oe_reduce_f32((oe_redop)op, oe_f32(x), outer, x->shape[d], inner, oe_f32(o), it ? (int64_t *)oe_data(it) : NULL);
   return it ? 2 : 1;
 }
@@ -172,8 +172,8 @@ static int o_topk(lua_State *L) {
   int64_t shape[OE_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = k;
-  oe_tensor *v = oe_lua_push_new(L, "topk", OE_F32, x->ndim, shape);
-  oe_tensor *i = oe_lua_push_new(L, "topk", OE_I64, x->ndim, shape);
+  oe_tensor *v = oe_lua_push_uninit(L, "topk", OE_F32, x->ndim, shape);
+  oe_tensor *i = oe_lua_push_uninit(L, "topk", OE_I64, x->ndim, shape);
   if (oe_topk_f32(oe_f32(x), oe_numel(x) / n, n, k, largest, oe_f32(v), (int64_t *)oe_data(i)))
     return oe_lua_fail(L, "topk", "out of memory");
   return 2;
@@ -197,7 +197,7 @@ static int o_matmul(lua_State *L) {
     if (a->shape[0] != b->shape[0]) return oe_lua_fail(L, "matmul", "batch sizes differ: %s x %s", oe_lua_shape_str(a, x, sizeof x), oe_lua_shape_str(b, y, sizeof y));
     int64_t Bn = a->shape[0];
     shape[0] = Bn; shape[1] = M; shape[2] = N;
-    oe_tensor *o = oe_lua_push_new(L, "matmul", OE_F32, 3, shape);
+    oe_tensor *o = oe_lua_push_uninit(L, "matmul", OE_F32, 3, shape);
     for (int64_t i = 0; i < Bn; i++)
       oe_gemm(ta, tb, M, N, K, 1.0f, oe_f32(a) + i * ar * ac, ac, oe_f32(b) + i * br * bc, bc, 0.0f, oe_f32(o) + i * M * N, N);
     return 1;
@@ -207,7 +207,7 @@ static int o_matmul(lua_State *L) {
   for (int i = 0; i < a->ndim - 2; i++) shape[i] = a->shape[i];
   shape[a->ndim - 2] = M;
   shape[a->ndim - 1] = N;
-  oe_tensor *o = oe_lua_push_new(L, "matmul", OE_F32, a->ndim, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "matmul", OE_F32, a->ndim, shape);
   oe_gemm(ta, tb, lead * M, N, K, 1.0f, oe_f32(a), ac, oe_f32(b), bc, 0.0f, oe_f32(o), N);
   return 1;
 }
@@ -227,7 +227,7 @@ static int o_linear(lua_State *L) {
   int64_t shape[OE_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = out;
-  oe_tensor *o = oe_lua_push_new(L, "linear", OE_F32, x->ndim, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "linear", OE_F32, x->ndim, shape);
   float *po = oe_f32(o);
   if (b) {
     const float *pb = oe_f32(b);
@@ -245,15 +245,15 @@ static int o_linear_backward(lua_State *L) {
   int64_t out = w->shape[0], in = w->shape[1], rows = in ? oe_numel(x) / in : 0;
   if (oe_numel(g) != rows * out) return oe_lua_fail(L, "linear_backward", "grad size mismatch");
   if (nx) {
-    oe_tensor *gx = oe_lua_push_new(L, "linear_backward", OE_F32, x->ndim, x->shape);
+    oe_tensor *gx = oe_lua_push_uninit(L, "linear_backward", OE_F32, x->ndim, x->shape);
     oe_gemm(0, 0, rows, in, out, 1.0f, oe_f32(g), out, oe_f32(w), in, 0.0f, oe_f32(gx), in);
   } else lua_pushnil(L);
   if (nw) {
-    oe_tensor *gw = oe_lua_push_new(L, "linear_backward", OE_F32, 2, w->shape);
+    oe_tensor *gw = oe_lua_push_uninit(L, "linear_backward", OE_F32, 2, w->shape);
     oe_gemm(1, 0, out, in, rows, 1.0f, oe_f32(g), out, oe_f32(x), in, 0.0f, oe_f32(gw), in);
   } else lua_pushnil(L);
   if (nb) {
-    oe_tensor *gb = oe_lua_push_new(L, "linear_backward", OE_F32, 1, &out);
+    oe_tensor *gb = oe_lua_push_uninit(L, "linear_backward", OE_F32, 1, &out);
     oe_reduce_f32(OE_RSUM, oe_f32(g), 1, rows, out, oe_f32(gb), NULL);
   } else lua_pushnil(L);
   return 3;

@@ -177,7 +177,7 @@ static int t_from_bytes(lua_State *L) {
   int64_t n = oe_numel_of(nd, shape);
   if ((size_t)n * es != len)
     return oe_lua_fail(L, "from_bytes", "%zu bytes do not hold %lld %s values", len, (long long)n, oe_dtype_name(dt));
-  oe_tensor *t = oe_lua_push_new(L, "from_bytes", dt, nd, shape);
+  oe_tensor *t = oe_lua_push_uninit(L, "from_bytes", dt, nd, shape);
   memcpy(oe_data(t), s, len);
   return 1;
 }
@@ -390,7 +390,7 @@ static int t_narrow(lua_State *L) {
     oe_lua_push_view(L, t, t->ndim, shape, t->offset + (size_t)((start - 1) * inner));
     return 1;
   }
-  oe_tensor *o = oe_lua_push_new(L, "narrow", t->dtype, t->ndim, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "narrow", t->dtype, t->ndim, shape);
   copy_slab(oe_data(o), len * inner, 0, oe_data(t), t->shape[d] * inner, (start - 1) * inner, outer, len * inner,
             oe_dtype_size(t->dtype));
   return 1;
@@ -437,7 +437,7 @@ static int t_select(lua_State *L) {
     oe_lua_push_view(L, t, nd, shape, t->offset + (size_t)((i - 1) * inner));
     return 1;
   }
-  oe_tensor *o = oe_lua_push_new(L, "select", t->dtype, nd, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "select", t->dtype, nd, shape);
   copy_slab(oe_data(o), inner, 0, oe_data(t), t->shape[d] * inner, (i - 1) * inner, outer, inner, oe_dtype_size(t->dtype));
   return 1;
 }
@@ -465,7 +465,7 @@ static int t_index_select(lua_State *L) {
   int nd = 0;
   for (int i = 0; i < ids->ndim; i++) shape[nd++] = ids->shape[i];
   for (int i = 1; i < t->ndim; i++) shape[nd++] = t->shape[i];
-  oe_tensor *o = oe_lua_push_new(L, "index_select", t->dtype, nd, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "index_select", t->dtype, nd, shape);
   int64_t row = oe_numel(t) / (t->shape[0] ? t->shape[0] : 1), n = oe_numel(ids);
   size_t rb = (size_t)row * oe_dtype_size(t->dtype);
   for (int64_t i = 0; i < n; i++) memcpy((char *)oe_data(o) + i * rb, (char *)oe_data(t) + id_at(ids, i) * rb, rb);
@@ -511,7 +511,7 @@ static int t_permute(lua_State *L) {
     shape[i] = t->shape[p];
     ostride[i] = stride[p];
   }
-  oe_tensor *o = oe_lua_push_new(L, "permute", t->dtype, t->ndim, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "permute", t->dtype, t->ndim, shape);
   int64_t n = oe_numel(o);
   if (n == 0) return 1;
   size_t es = oe_dtype_size(t->dtype);
@@ -561,7 +561,7 @@ static int t_cat(lua_State *L) {
     }
     shape[d] += t->shape[d];
   }
-  oe_tensor *o = oe_lua_push_new(L, "cat", first->dtype, first->ndim, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "cat", first->dtype, first->ndim, shape);
   int64_t outer, inner;
   outer_inner(o, d, &outer, &inner);
   int64_t pos = 0;
@@ -578,7 +578,7 @@ static int t_cat(lua_State *L) {
 
 static int t_clone(lua_State *L) {
   oe_tensor *t = oe_lua_check(L, 1, "clone", "self");
-  oe_tensor *o = oe_lua_push_new(L, "clone", t->dtype, t->ndim, t->shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "clone", t->dtype, t->ndim, t->shape);
   memcpy(oe_data(o), oe_data(t), (size_t)oe_numel(t) * oe_dtype_size(t->dtype));
   return 1;
 }
@@ -608,7 +608,7 @@ static int t_copy_(lua_State *L) {
 static int t_to(lua_State *L) {
   oe_tensor *t = oe_lua_check(L, 1, "to", "self");
   oe_dtype dt = oe_lua_dtype_opt(L, 2, OE_F32, "to");
-  oe_tensor *o = oe_lua_push_new(L, "to", dt, t->ndim, t->shape);
+  oe_tensor *o = oe_lua_push_uninit(L, "to", dt, t->ndim, t->shape);
   int64_t n = oe_numel(t);
   if (dt == t->dtype) memcpy(oe_data(o), oe_data(t), (size_t)n * oe_dtype_size(dt));
   else for (int64_t i = 0; i < n; i++) set_at(o, i, get_at(t, i));

@@ -31,16 +31,95 @@ int oe_dtype_from_name(const char *name, oe_dtype *out) {
   return 0;
 }
 
-oe_storage *oe_storage_new(size_t nbytes) {
+/* Large blocks are recycled through a small cache keyed by rounded size:
+ * training repeats the same shapes every step, and handing the same pages back
+ * avoids the page faults (and kernel zeroing) of fresh mmap'd blocks. */
+#define CACHE_MIN (1u << 20)
+#define CACHE_SLOTS 64
+static struct { void *p; size_t n; } g_cache[CACHE_SLOTS];
+static size_t g_cache_bytes, g_cache_cap = (size_t)256 << 20;
+static size_t g_live_bytes, g_peak_bytes, g_alloc_since_collect;
+
+static size_t round_size(size_t n) {
+  if (n < CACHE_MIN) return (n + OE_ALIGN - 1) / OE_ALIGN * OE_ALIGN;
+  return (n + 65535) / 65536 * 65536;
+}
+
+static void *block_get(size_t n) {
+  if (n >= CACHE_MIN) {
+    for (int i = 0; i < CACHE_SLOTS; i++)
+      if (g_cache[i].p && g_cache[i].n == n) {
+        void *p = g_cache[i].p;
+        g_cache[i].p = NULL;
+        g_cache_bytes -= n;
+        return p;
+      }
+  }
+  void *p = aligned_alloc(OE_ALIGN, n);
+  if (!p && g_cache_bytes) { oe_cache_clear(); p = aligned_alloc(OE_ALIGN, n); }
+  return p;
+}
+
+static void block_put(void *p, size_t n) {
+  if (n >= CACHE_MIN && n <= g_cache_cap) {
+    while (g_cache_bytes + n > g_cache_cap) { /* evict the largest */
+      int big = -1;
+      for (int i = 0; i < CACHE_SLOTS; i++)
+        if (g_cache[i].p && (big < 0 || g_cache[i].n > g_cache[big].n)) big = i;
+      if (big < 0) break;
+      free(g_cache[big].p);
+      g_cache_bytes -= g_cache[big].n;
+      g_cache[big].p = NULL;
+    }
+    for (int i = 0; i < CACHE_SLOTS; i++)
+      if (!g_cache[i].p) {
+        g_cache[i].p = p;
+        g_cache[i].n = n;
+        g_cache_bytes += n;
+        return;
+      }
+  }
+  free(p);
+}
+
+void oe_cache_clear(void) {
+  for (int i = 0; i < CACHE_SLOTS; i++)
+    if (g_cache[i].p) { free(g_cache[i].p); g_cache[i].p = NULL; }
+  g_cache_bytes = 0;
+}
+
+void oe_cache_set_limit(size_t bytes) {
+  g_cache_cap = bytes;
+  if (g_cache_bytes > bytes) oe_cache_clear();
+}
+
+void oe_memory_stats(oe_memstats *m) {
+  m->live_bytes = g_live_bytes;
+  m->peak_bytes = g_peak_bytes;
+  m->cache_bytes = g_cache_bytes;
+  m->since_collect = g_alloc_since_collect;
+}
+void oe_memory_collected(void) { g_alloc_since_collect = 0; }
+void oe_memory_reset_peak(void) { g_peak_bytes = g_live_bytes; }
+
+oe_storage *oe_storage_new_uninit(size_t nbytes) {
   oe_storage *s = malloc(sizeof *s);
   if (!s) return NULL;
-  size_t rounded = (nbytes + OE_ALIGN - 1) / OE_ALIGN * OE_ALIGN;
-  if (rounded == 0) rounded = OE_ALIGN;
-  s->data = aligned_alloc(OE_ALIGN, rounded);
+  size_t rounded = round_size(nbytes ? nbytes : 1);
+  s->data = block_get(rounded);
   if (!s->data) { free(s); return NULL; }
-  memset(s->data, 0, rounded);
   s->nbytes = nbytes;
+  s->cap = rounded;
   s->refcount = 1;
+  g_live_bytes += rounded;
+  g_alloc_since_collect += rounded;
+  if (g_live_bytes > g_peak_bytes) g_peak_bytes = g_live_bytes;
+  return s;
+}
+
+oe_storage *oe_storage_new(size_t nbytes) {
+  oe_storage *s = oe_storage_new_uninit(nbytes);
+  if (s) memset(s->data, 0, s->cap);
   return s;
 }
 
@@ -48,7 +127,11 @@ void oe_storage_retain(oe_storage *s) { if (s) s->refcount++; }
 
 void oe_storage_release(oe_storage *s) {
   if (!s) return;
-  if (--s->refcount == 0) { free(s->data); free(s); }
+  if (--s->refcount == 0) {
+    g_live_bytes -= s->cap;
+    block_put(s->data, s->cap);
+    free(s);
+  }
 }
 
 int64_t oe_numel_of(int ndim, const int64_t *shape) {
@@ -57,7 +140,7 @@ int64_t oe_numel_of(int ndim, const int64_t *shape) {
   return n;
 }
 
-int oe_tensor_alloc(oe_tensor *t, oe_dtype dt, int ndim, const int64_t *shape, oe_err *e) {
+static int tensor_alloc(oe_tensor *t, oe_dtype dt, int ndim, const int64_t *shape, oe_err *e, int zero) {
   if (ndim < 0 || ndim > OE_MAX_DIMS) {
     snprintf(e->msg, sizeof e->msg, "at most %d dimensions are supported, got %d", OE_MAX_DIMS, ndim);
     return OE_EINVAL;
@@ -74,7 +157,8 @@ int oe_tensor_alloc(oe_tensor *t, oe_dtype dt, int ndim, const int64_t *shape, o
     }
     n *= shape[i];
   }
-  oe_storage *s = oe_storage_new((size_t)n * oe_dtype_size(dt));
+  size_t nb = (size_t)n * oe_dtype_size(dt);
+  oe_storage *s = zero ? oe_storage_new(nb) : oe_storage_new_uninit(nb);
   if (!s) {
     snprintf(e->msg, sizeof e->msg, "out of memory allocating %lld elements", (long long)n);
     return OE_ENOMEM;
@@ -85,6 +169,13 @@ int oe_tensor_alloc(oe_tensor *t, oe_dtype dt, int ndim, const int64_t *shape, o
   for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
   t->dtype = dt;
   return OE_OK;
+}
+
+int oe_tensor_alloc(oe_tensor *t, oe_dtype dt, int ndim, const int64_t *shape, oe_err *e) {
+  return tensor_alloc(t, dt, ndim, shape, e, 1);
+}
+int oe_tensor_alloc_uninit(oe_tensor *t, oe_dtype dt, int ndim, const int64_t *shape, oe_err *e) {
+  return tensor_alloc(t, dt, ndim, shape, e, 0);
 }
 
 void oe_tensor_view(oe_tensor *dst, const oe_tensor *src) {

@@ -117,6 +117,25 @@ void oe_dropout_forward(oe_rng *r, const float *x, float *y, uint8_t *mask, int6
   }
 }
 
+/* fused relu + dropout: y = relu(x) * keep / (1 - p). Only y is kept for
+ * backward: y > 0 exactly where x > 0 and the unit was kept. */
+void oe_relu_dropout_forward(oe_rng *r, const float *x, float *y, int64_t n, float p) {
+  uint64_t base = p > 0 ? oe_rng_reserve(r, (uint64_t)n) : 0;
+  float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i] > 0 ? x[i] : 0.0f;
+    if (p > 0) v = oe_rng_uniform(oe_rng_at(r, base, (uint64_t)i)) >= p ? v * scale : 0.0f;
+    y[i] = v;
+  }
+}
+
+void oe_relu_dropout_backward(const float *y, const float *g, float *gx, int64_t n, float p) {
+  float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) gx[i] = y[i] > 0 ? g[i] * scale : 0.0f;
+}
+
 void oe_l2norm_forward(const float *x, float *y, float *norm, int64_t rows, int64_t n, float eps) {
 #pragma omp parallel for schedule(static) if (rows * n > 32768)
   for (int64_t r = 0; r < rows; r++) {

@@ -58,6 +58,9 @@ void oe_layernorm_backward(const float *x, const float *w, const float *mean, co
                            float *gx, float *gw, float *gb, int64_t rows, int64_t n);
 /* dropout: y = x * mask / (1 - p); mask (n) bytes 0/1 */
 void oe_dropout_forward(oe_rng *r, const float *x, float *y, uint8_t *mask, int64_t n, float p);
+/* fused relu + dropout (p may be 0): y only is needed for backward */
+void oe_relu_dropout_forward(oe_rng *r, const float *x, float *y, int64_t n, float p);
+void oe_relu_dropout_backward(const float *y, const float *g, float *gx, int64_t n, float p);
 /* L2 normalise rows: x (rows, n) -> y, norm (rows); y = x / max(norm, eps) */
 void oe_l2norm_forward(const float *x, float *y, float *norm, int64_t rows, int64_t n, float eps);
 void oe_l2norm_backward(const float *x, const float *y, const float *norm, const float *g, float *gx, int64_t rows,

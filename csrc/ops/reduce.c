@@ -3,17 +3,27 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* x viewed as (outer, n, inner) -> out (outer, inner) */
+/* x viewed as (outer, n, inner) -> out (outer, inner). Sums walk rows
+ * contiguously (accumulating a block of columns in double), in parallel over
+ * (outer, column block) so the order of additions never depends on threads. */
 void oe_reduce_f32(oe_redop op, const float *x, int64_t outer, int64_t n, int64_t inner, float *out, int64_t *idx) {
+  const int64_t CB = 256;
+  int64_t nblk = (inner + CB - 1) / CB;
 #pragma omp parallel for schedule(static) if (outer * n * inner > 65536)
-  for (int64_t o = 0; o < outer; o++) {
-    for (int64_t i = 0; i < inner; i++) {
-      const float *p = x + o * n * inner + i;
-      if (op == OE_RSUM || op == OE_RMEAN) {
-        double s = 0;
-        for (int64_t j = 0; j < n; j++) s += p[j * inner];
-        out[o * inner + i] = (float)(op == OE_RMEAN ? s / (double)n : s);
-      } else {
+  for (int64_t ob = 0; ob < outer * nblk; ob++) {
+    int64_t o = ob / nblk, i0 = (ob % nblk) * CB, i1 = i0 + CB < inner ? i0 + CB : inner;
+    const float *base = x + o * n * inner;
+    if (op == OE_RSUM || op == OE_RMEAN) {
+      double acc[256];
+      for (int64_t i = i0; i < i1; i++) acc[i - i0] = 0;
+      for (int64_t j = 0; j < n; j++) {
+        const float *row = base + j * inner;
+        for (int64_t i = i0; i < i1; i++) acc[i - i0] += row[i];
+      }
+      for (int64_t i = i0; i < i1; i++) out[o * inner + i] = (float)(op == OE_RMEAN ? acc[i - i0] / (double)n : acc[i - i0]);
+    } else {
+      for (int64_t i = i0; i < i1; i++) {
+        const float *p = base + i;
         float best = p[0];
         int64_t bi = 0;
         for (int64_t j = 1; j < n; j++) {

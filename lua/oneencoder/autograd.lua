@@ -125,18 +125,27 @@ function A.backward(root, grad, retain_graph)
         for j = 1, node.n do
           local gi = gins[j]
           if gi and node.needs[j] then
+            -- a gradient that shares storage with the incoming one (pass-through
+            -- ops such as add or reshape) is borrowed; fresh kernel outputs are owned
+            local own = owned[t] or not core.same_storage(gi, g)
+            for k = 1, node.n do
+              if k ~= j and gins[k] and core.same_storage(gins[k], gi) then own = false end
+            end
             local inp = node.inputs[j]
             local ia = rawattrs(inp)
             if ia.node then
               local cur = grads[inp]
               if cur == nil then
                 grads[inp] = gi
+                owned[inp] = own
               else
                 if not owned[inp] then cur = core.clone(cur); grads[inp] = cur; owned[inp] = true end
                 core.axpy_(cur, gi)
               end
             elseif ia.requires_grad then
-              if ia.grad then core.axpy_(ia.grad, gi) else ia.grad = core.clone(gi) end
+              if ia.grad then core.axpy_(ia.grad, gi)
+              elseif own then ia.grad = gi
+              else ia.grad = core.clone(gi) end
             end
           end
         end

@@ -30,6 +30,14 @@ function F.dropout(x, p, training)
   return record(y, function(g) return core.masked_scale(g, mask, scale) end, x)
 end
 
+-- relu_dropout(x, p, training): dropout(relu(x)) fused; keeps only the output
+-- for backward (the input can be freed), as the feed-forward block needs
+function F.relu_dropout(x, p, training)
+  if not training then p = 0 end
+  local y = core.relu_dropout(x, p)
+  return record(y, function(g) return core.relu_dropout_backward(y, g, p) end, x)
+end
+
 F.relu = T.relu
 F.gelu = T.gelu
 F.softmax = T.softmax

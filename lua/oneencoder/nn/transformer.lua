@@ -67,9 +67,13 @@ function nn.TransformerEncoderLayer:_sa(x, mask)
   return self.dropout1(y)
 end
 function nn.TransformerEncoderLayer:_ff(x)
-  local h = self.linear1(x)
-  h = self.activation == "gelu" and F.gelu(h) or F.relu(h)
-  return self.dropout2(self.linear2(self.dropout(h)))
+  local h
+  if self.activation == "gelu" then
+    h = self.dropout(F.gelu(self.linear1(x)))
+  else -- relu and dropout fused: the (B, L, ff) pre-activation is not kept
+    h = F.relu_dropout(self.linear1(x), self.dropout.p, self.dropout.training)
+  end
+  return self.dropout2(self.linear2(h))
 end
 
 -- forward(x (B, L, d), {key_padding_mask = (B, L) uint8 1 = pad}) -> (B, L, d)

@@ -1,0 +1,60 @@
+/* bind/bench.c: a monotonic clock and raw-sgemm timing, for bench/ only. */
+#include "bind.h"
+#include "../ops/ops.h"
+#include <stdlib.h>
+#include <stdio.h>
+#include <time.h>
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int b_now(lua_State *L) { lua_pushnumber(L, now_s()); return 1; }
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* sgemm_seconds(M, N, K, transA, transB, reps) -> median seconds of one cblas_sgemm */
+static int b_sgemm_seconds(lua_State *L) {
+  int64_t M = luaL_checkinteger(L, 1), N = luaL_checkinteger(L, 2), K = luaL_checkinteger(L, 3);
+  int ta = lua_toboolean(L, 4), tb = lua_toboolean(L, 5);
+  int reps = (int)luaL_optinteger(L, 6, 5);
+  if (M < 1 || N < 1 || K < 1 || reps < 1 || reps > 1000 || M * K > (1LL << 30) || K * N > (1LL << 30) || M * N > (1LL << 30))
+    return oe_lua_fail(L, "sgemm_seconds", "bad sizes");
+  float *A = aligned_alloc(64, (size_t)(M * K) * 4 + 64), *B = aligned_alloc(64, (size_t)(K * N) * 4 + 64),
+        *C = aligned_alloc(64, (size_t)(M * N) * 4 + 64);
+  double *t = malloc(sizeof(double) * (size_t)reps);
+  if (!A || !B || !C || !t) { free(A); free(B); free(C); free(t); return oe_lua_fail(L, "sgemm_seconds", "out of memory"); }
+  for (int64_t i = 0; i < M * K; i++) A[i] = (float)((i % 7) - 3) * 0.1f;
+  for (int64_t i = 0; i < K * N; i++) B[i] = (float)((i % 5) - 2) * 0.1f;
+  oe_gemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C, N); /* warm-up */
+  for (int r = 0; r < reps; r++) {
+    double t0 = now_s();
+    oe_gemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C, N);
+    t[r] = now_s() - t0;
+  }
+  qsort(t, (size_t)reps, sizeof(double), cmp_d);
+  lua_pushnumber(L, t[reps / 2]);
+  free(A); free(B); free(C); free(t);
+  return 1;
+}
+
+/* peak_rss_mb() from /proc/self/status VmHWM */
+static int b_peak_rss(lua_State *L) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+  if (f) fclose(f);
+  lua_pushnumber(L, kb / 1024.0);
+  return 1;
+}
+
+static const luaL_Reg bench_fns[] = {{"now", b_now}, {"sgemm_seconds", b_sgemm_seconds}, {"peak_rss_mb", b_peak_rss}, {NULL, NULL}};
+
+void oe_bind_bench(lua_State *L) { luaL_setfuncs(L, bench_fns, 0); }
