@@ -576,16 +576,25 @@ int oe_audio_save_wav(const char *path, const float *planar, int channels, int64
     free(tmp);
     return rc;
   }
-  /* clip instead of wrapping when converting to 16-bit */
-  sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
+  /* 16-bit: round to nearest at scale 32768 and clip to [-32768, 32767] ourselves
+   * (libsndfile truncates), so reading back (q / 32768) is the nearest step */
   float buf[4096];
+  short sbuf[4096];
   int64_t per = 4096 / channels, t = 0;
   int rc = OE_OK;
   while (t < frames) {
     int64_t n = frames - t < per ? frames - t : per;
     for (int64_t i = 0; i < n; i++)
-      for (int c = 0; c < channels; c++) buf[i * channels + c] = planar[(size_t)c * frames + t + i];
-    if (sf_writef_float(sf, buf, n) != n) {
+      for (int c = 0; c < channels; c++) {
+        float v = planar[(size_t)c * frames + t + i];
+        if (as_float) buf[i * channels + c] = v;
+        else {
+          float q = v != v ? 0.0f : rintf(v * 32768.0f);
+          sbuf[i * channels + c] = (short)(q > 32767.0f ? 32767.0f : q < -32768.0f ? -32768.0f : q);
+        }
+      }
+    sf_count_t w = as_float ? sf_writef_float(sf, buf, n) : sf_writef_short(sf, sbuf, n);
+    if (w != n) {
       rc = fail(e, OE_EIO, path, "write failed: %s", sf_strerror(sf));
       break;
     }
