@@ -97,4 +97,5 @@ oe.F = require "oneencoder.functional"
 oe.nn = require "oneencoder.nn"
 oe.optim = require "oneencoder.optim"
 oe.eval = require "oneencoder.eval"
+oe.image = require "oneencoder.image"
 return oe
