@@ -29,9 +29,11 @@ $(BUILD)/obj/%.o: csrc/%.c $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# -z nodelete: lua_close() dlcloses core.so; without it libgomp is unmapped while
+# its idle OpenMP worker threads still run in it, and the process segfaults at exit.
 $(LIB): $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(CFLAGS) -o $@ $(OBJ) $(LDLIBS)
+	$(CC) -shared $(CFLAGS) -Wl,-z,nodelete -o $@ $(OBJ) $(LDLIBS)
 
 deps:
 	@sh scripts/install-deps.sh
