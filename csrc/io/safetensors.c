@@ -183,7 +183,8 @@ static int json_uint(const oe_json *v, uint64_t max, uint64_t *out) {
 
 static const char *number_desc(const oe_json *v, char *buf, size_t n) {
   if (v->type != OE_JSON_NUMBER) return oe_json_type_name(v->type);
-  if (v->is_int && !v->int_overflow) snprintf(buf, n, "%s%llu", v->neg ? "-" : "", (unsigned long long)v->mag);
+  if (v->is_int && v->int_overflow) return "an integer too large for 64 bits";
+  if (v->is_int) snprintf(buf, n, "%s%llu", v->neg ? "-" : "", (unsigned long long)v->mag);
   else snprintf(buf, n, "%.17g", v->num);
   return buf;
 }

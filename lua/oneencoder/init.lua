@@ -96,6 +96,7 @@ oe.get_num_threads = core.get_num_threads
 oe.F = require "oneencoder.functional"
 oe.nn = require "oneencoder.nn"
 oe.optim = require "oneencoder.optim"
+local S = require "oneencoder.serialize"; oe.save, oe.load, oe.load_header = S.save, S.load, S.header
 oe.eval = require "oneencoder.eval"
 oe.image = require "oneencoder.image"
 return oe

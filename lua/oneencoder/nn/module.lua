@@ -202,6 +202,15 @@ function Module:load_state_dict(sd, opts)
   return report
 end
 
+-- save(path, metadata, opts) -> true | nil, msg: the state dict as safetensors
+function Module:save(path, metadata, opts)
+  return require("oneencoder.serialize").save_module(self, path, metadata, opts)
+end
+-- load(path, {strict = true}) -> report, metadata | nil, msg (see serialize.lua)
+function Module:load(path, opts)
+  return require("oneencoder.serialize").load_module(self, path, opts)
+end
+
 function Module:describe(indent)
   indent = indent or ""
   local s = self.__name .. (self.extra_repr and ("(" .. self:extra_repr() .. ")") or "")
