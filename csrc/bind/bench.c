@@ -1,9 +1,10 @@
-/* bind/bench.c: a monotonic clock and raw-sgemm timing, for bench/ only. */
+/* bind/bench.c: a monotonic clock, isatty, peak memory and raw-sgemm timing. */
 #include "bind.h"
 #include "../ops/ops.h"
 #include <stdlib.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now_s(void) {
   struct timespec ts;
@@ -55,6 +56,22 @@ static int b_peak_rss(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg bench_fns[] = {{"now", b_now}, {"sgemm_seconds", b_sgemm_seconds}, {"peak_rss_mb", b_peak_rss}, {NULL, NULL}};
+static int b_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+  return 1;
+}
+
+static int b_memory(lua_State *L) {
+  oe_memstats m;
+  oe_memory_stats(&m);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)m.live_bytes); lua_setfield(L, -2, "live_bytes");
+  lua_pushinteger(L, (lua_Integer)m.peak_bytes); lua_setfield(L, -2, "peak_bytes");
+  lua_pushinteger(L, (lua_Integer)m.cache_bytes); lua_setfield(L, -2, "cache_bytes");
+  return 1;
+}
+static int b_empty_cache(lua_State *L) { oe_cache_clear(); return 0; }
+
+static const luaL_Reg bench_fns[] = {{"isatty", b_isatty}, {"memory", b_memory}, {"empty_cache", b_empty_cache},{"now", b_now}, {"sgemm_seconds", b_sgemm_seconds}, {"peak_rss_mb", b_peak_rss}, {NULL, NULL}};
 
 void oe_bind_bench(lua_State *L) { luaL_setfuncs(L, bench_fns, 0); }

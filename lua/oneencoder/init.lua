@@ -96,6 +96,10 @@ oe.get_num_threads = core.get_num_threads
 oe.F = require "oneencoder.functional"
 oe.nn = require "oneencoder.nn"
 oe.optim = require "oneencoder.optim"
+oe.data = require "oneencoder.data"
+oe.model = require "oneencoder.model"
+oe.OneEncoder = oe.model.OneEncoder
+oe.train = require "oneencoder.train"
 local S = require "oneencoder.serialize"; oe.save, oe.load, oe.load_header = S.save, S.load, S.header
 oe.eval = require "oneencoder.eval"
 oe.image = require "oneencoder.image"

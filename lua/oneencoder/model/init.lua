@@ -1,0 +1,208 @@
+-- model/init.lua: the OneEncoder model, a registry of modalities around one
+-- Universal Projection.
+--   local m = oe.OneEncoder({d = 256})            -- defaults equal the original code
+--   m:add_modality("image", {input_dim = 768})    -- step-1 modalities share one token MLP
+--   m:add_modality("text",  {input_dim = 768})
+--   ... train step 1 (oe.train.align) ...
+--   m:freeze()                                    -- UP, heads, tokens frozen
+--   m:add_modality("audio", {input_dim = 768})    -- step 2: new alignment layer, token and MLP
+--   local e = m:embed("audio", feats, lengths)    -- (B, d), L2-normalised
+local core = require "oneencoder.core"
+local T = require "oneencoder.tensor"
+local F = require "oneencoder.functional"
+local nn = require "oneencoder.nn"
+local P = require "oneencoder.model.parts"
+
+local M = {}
+
+M.defaults = {
+  d = 256, heads = 4, layers = 1, ff = 2048, dropout = 0.1,
+  fusion = "addition",       -- addition | multiplication | concatenation | scaled_dot_product
+  pooling = "masked",        -- masked | original (mean over every position, padding included)
+  temperature = "fixed",     -- fixed: logit scale exp(2.5) | learnable: CLIP-style clamped log-scale
+  token_size = nil,          -- 1, or 15 for concatenation
+  use_token = true,          -- ablation: false drops the modality token (m = 0)
+  logit_scale_min = 2.5, logit_scale_max = 3.0,
+}
+
+local OneEncoder = nn.class("OneEncoder")
+M.OneEncoder = OneEncoder
+
+local function check_cfg(cfg)
+  if not P.FUSIONS[cfg.fusion] then error("OneEncoder: unknown fusion '" .. tostring(cfg.fusion) .. "' (addition, multiplication, concatenation, scaled_dot_product)", 4) end
+  if not P.POOLINGS[cfg.pooling] then error("OneEncoder: unknown pooling '" .. tostring(cfg.pooling) .. "' (masked, original)", 4) end
+  if cfg.temperature ~= "fixed" and cfg.temperature ~= "learnable" then error("OneEncoder: temperature must be 'fixed' or 'learnable'", 4) end
+  if cfg.d % cfg.heads ~= 0 then error(string.format("OneEncoder: d = %d is not divisible by heads = %d", cfg.d, cfg.heads), 4) end
+end
+
+function OneEncoder:init(cfg)
+  local c = {}
+  for k, v in pairs(M.defaults) do c[k] = v end
+  for k, v in pairs(cfg or {}) do c[k] = v end
+  c.token_size = c.token_size or (c.fusion == "concatenation" and 15 or 1)
+  check_cfg(c)
+  self.cfg = c
+  self.modalities = {}   -- name -> {input_dim, stage, token_group}
+  self.order = {}
+  self:add_module("universal_projection_encoder", P.UniversalProjection(c))
+  -- the original keeps a parameter t = 0.07 clamped to [2.5, 3.0] on a detached copy: the scale is exp(2.5)
+  self:register_parameter("temperature", core.fill_(core.zeros({}), c.temperature == "learnable" and c.logit_scale_min or 0.07))
+  if c.temperature == "fixed" then T.requires_grad_(self.temperature, false) end
+end
+
+-- stage: 1 while nothing is frozen (modalities share the step-1 token MLP), 2 after freeze()
+function OneEncoder:stage() return self.frozen_stage and 2 or 1 end
+
+-- add_modality(name, {input_dim = 768}): a projection head (step 1) or an
+-- alignment layer + new token + new token MLP (after freeze(): step 2)
+function OneEncoder:add_modality(name, opts)
+  opts = opts or {}
+  if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then error("add_modality: name must be an identifier, got " .. tostring(name), 2) end
+  if self.modalities[name] then error("add_modality: modality '" .. name .. "' already exists", 2) end
+  local din = opts.input_dim or 768
+  if math.type(din) ~= "integer" or din < 1 then error("add_modality: input_dim must be a positive integer", 2) end
+  local c = self.cfg
+  local info = { name = name, input_dim = din, stage = self:stage() }
+  if info.stage == 1 then
+    self:add_module(name .. "_encoder", P.ModalityEncoder("projection_head", P.ProjectionHead(din, c.d, c.dropout)))
+    if not self.modality_token_encoder then
+      self:add_module("modality_token_encoder", P.TokenEncoder(c.d, {}, c.token_size))
+    end
+    self.modality_token_encoder:add_token(name)
+    info.token_group = "modality_token_encoder"
+  else
+    self:add_module(name .. "_encoder", P.ModalityEncoder("alignment_layer", P.ProjectionHead(din, c.d, c.dropout)))
+    local group = name .. "_token_encoder"
+    self:add_module(group, P.TokenEncoder(c.d, { name }, c.token_size))
+    info.token_group = group
+  end
+  if not self.training then self:eval() end
+  self.modalities[name] = info
+  self.order[#self.order + 1] = name
+  return self
+end
+
+function OneEncoder:modality(name)
+  local info = self.modalities[name]
+  if not info then
+    local known = table.concat(self.order, ", ")
+    error(string.format("OneEncoder: unknown modality '%s' (known: %s)", tostring(name), known), 3)
+  end
+  return info
+end
+
+-- freeze(): everything trained so far stops training; later modalities are step 2
+function OneEncoder:freeze()
+  nn.Module.freeze(self)
+  self.frozen_stage = true
+  return self
+end
+
+local function lengths_table(lengths, B, L)
+  if lengths == nil then return nil end
+  local t = lengths
+  if core.is_tensor(lengths) then t = core.totable(lengths) end
+  if #t ~= B then error(string.format("embed: %d lengths for a batch of %d", #t, B), 3) end
+  local all_full = true
+  for b = 1, B do
+    local n = t[b]
+    if math.type(n) ~= "integer" then n = math.tointeger(n) end
+    if not n or n < 1 or n > L then
+      error(string.format("embed: length %s of item %d is outside 1..%d (the sequence length)", tostring(t[b]), b, L), 3)
+    end
+    if n ~= L then all_full = false end
+  end
+  if all_full then return nil end
+  return t
+end
+
+-- token(name) -> (token_size, d) modality vector m (zeros when use_token is false)
+function OneEncoder:token(name)
+  local info = self:modality(name)
+  local m = self[info.token_group](name)
+  if not self.cfg.use_token then m = m * 0 end
+  return m
+end
+
+-- embed_sequence(name, features (B, L, D), lengths) -> R (B, L', d), lengths table, lead
+function OneEncoder:embed_sequence(name, x, lengths)
+  local info = self:modality(name)
+  local s = core.shape(x)
+  if #s ~= 3 then error(string.format("embed: features for '%s' must be (B, L, D), got %s", name, T.shape_str(x)), 2) end
+  if s[3] ~= info.input_dim then
+    error(string.format("embed: features for '%s' have dim %d, the modality expects %d", name, s[3], info.input_dim), 2)
+  end
+  local lt = lengths_table(lengths, s[1], s[2])
+  local h = self[name .. "_encoder"](x)
+  local up = self.universal_projection_encoder
+  local r, _, lead = up:forward(h, self:token(name), lt)
+  return r, lt, lead
+end
+
+-- embed(name, features (B, L, D), lengths) -> (B, d) L2-normalised
+function OneEncoder:embed(name, x, lengths)
+  local r, lt, lead = self:embed_sequence(name, x, lengths)
+  local pooled = self.universal_projection_encoder:pool(r, lt, lead)
+  return F.normalize(pooled, 2, -1)
+end
+
+-- logit scale: exp(clamp(t, 2.5, 3.0)); constant exp(2.5) unless learnable
+function OneEncoder:logit_scale()
+  local c = self.cfg
+  if c.temperature == "fixed" then return math.exp(c.logit_scale_min) end
+  return T.exp(T.clamp(self.temperature, c.logit_scale_min, c.logit_scale_max))
+end
+
+-- summary(): parameters per part, trainable vs frozen; returns the text
+function OneEncoder:summary()
+  local lines, total_t, total_f = {}, 0, 0
+  lines[#lines + 1] = string.format("%-40s %12s %12s", "part", "trainable", "frozen")
+  for _, child in ipairs(self:children()) do
+    local t, f = 0, 0
+    for _, p in ipairs(child[2]:parameters()) do
+      if p.requires_grad then t = t + core.numel(p) else f = f + core.numel(p) end
+    end
+    lines[#lines + 1] = string.format("%-40s %12d %12d", child[1], t, f)
+    total_t, total_f = total_t + t, total_f + f
+  end
+  lines[#lines + 1] = string.format("%-40s %12d %12d", "total", total_t, total_f)
+  return table.concat(lines, "\n"), total_t, total_f
+end
+
+-- config as strings (checkpoint metadata)
+function OneEncoder:config_metadata()
+  local meta = {}
+  for k, v in pairs(self.cfg) do meta["config." .. k] = tostring(v) end
+  local mods = {}
+  for _, n in ipairs(self.order) do
+    local info = self.modalities[n]
+    mods[#mods + 1] = string.format("%s:%d:%d", n, info.input_dim, info.stage)
+  end
+  meta.modalities = table.concat(mods, ",")
+  meta.format = "oneencoder-1"
+  return meta
+end
+
+-- from_metadata(meta) -> a new model with the same config and modalities (weights not loaded)
+function M.from_metadata(meta)
+  if meta.format ~= "oneencoder-1" then return nil, "not a oneencoder checkpoint (metadata 'format' is " .. tostring(meta.format) .. ")" end
+  local cfg = {}
+  for k, v in pairs(meta) do
+    local key = k:match("^config%.(.+)$")
+    if key then
+      if v == "true" then v = true elseif v == "false" then v = false
+      elseif tonumber(v) then v = math.tointeger(tonumber(v)) or tonumber(v) end
+      cfg[key] = v
+    end
+  end
+  local m = OneEncoder(cfg)
+  for entry in (meta.modalities or ""):gmatch("[^,]+") do
+    local name, din, stage = entry:match("^([%w_]+):(%d+):(%d)$")
+    if not name then return nil, "bad modalities entry '" .. entry .. "' in metadata" end
+    if tonumber(stage) == 2 and not m.frozen_stage then m:freeze() end
+    m:add_modality(name, { input_dim = tonumber(din) })
+  end
+  return m
+end
+
+return M

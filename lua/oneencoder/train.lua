@@ -1,0 +1,383 @@
+-- train.lua: the progressive-alignment trainers.
+--   oe.train.align(model, opts)   step 1: two new modalities, heads + tokens + MLP + UP trained
+--   oe.train.extend(model, opts)  step 2: a new modality against an aligned (frozen) one
+-- Both: symmetric InfoNCE, AdamW, ReduceLROnPlateau on the validation loss once
+-- per epoch, early stopping, best checkpoint kept, per-epoch log, and resume
+-- from the last epoch checkpoint (weights, optimizer moments, scheduler, RNG,
+-- epoch) so that a killed run restarted with the same command ends with the
+-- same weights as an uninterrupted one.
+local core = require "oneencoder.core"
+local T = require "oneencoder.tensor"
+local F = require "oneencoder.functional"
+local A = require "oneencoder.autograd"
+local optim = require "oneencoder.optim"
+local data = require "oneencoder.data"
+
+local TR = {}
+
+-- clip_loss(ea (B, d), eb (B, d), scale, dup_mask (B, B) uint8 or nil) -> scalar
+-- logits = ea eb^T * scale; loss = (CE(logits, i) + CE(logits^T, i)) / 2.
+-- dup_mask marks pairs j ~= i that share an item: they are not negatives.
+function TR.clip_loss(ea, eb, scale, dup_mask)
+  local logits = T.matmul(ea, T.t(eb)) * scale
+  if dup_mask then logits = T.masked_fill(logits, dup_mask, -math.huge) end
+  local B = core.shape(ea)[1]
+  local target = core.arange(0, B, 1, "int64")
+  local la = F.cross_entropy(logits, target)
+  local lb = F.cross_entropy(T.t(logits), target)
+  return (la + lb) * 0.5
+end
+
+-- dup_mask from item ids of both sides: (i, j), i ~= j, share an a-item or a b-item
+local function duplicate_mask(ids_a, ids_b)
+  local B = #ids_a
+  local m, any = nil, false
+  for i = 1, B do
+    for j = 1, B do
+      if i ~= j and (ids_a[i] == ids_a[j] or ids_b[i] == ids_b[j]) then
+        m = m or core.zeros({ B, B }, "uint8")
+        core.set(m, 1, i, j)
+        any = true
+      end
+    end
+  end
+  return any and m or nil
+end
+
+local function rank1(ea, eb)
+  -- fraction of rows of ea whose best match in eb is the same index
+  local sims = core.matmul(ea, eb, false, true)
+  local _, idx = core.reduce("max", sims, 2)
+  local hits, t = 0, core.totable(idx)
+  for i = 1, #t do if t[i] == i - 1 then hits = hits + 1 end end
+  return hits / #t
+end
+
+-- ---------- small helpers: metadata encoding, logging, progress ----------
+local function encode_flat(t)
+  local parts = {}
+  for k, v in pairs(t) do parts[#parts + 1] = k .. "=" .. string.format("%.17g", v) end
+  table.sort(parts)
+  return table.concat(parts, ";")
+end
+local function decode_flat(s)
+  local t = {}
+  for k, v in (s or ""):gmatch("([%w_]+)=([^;]+)") do t[k] = tonumber(v) end
+  return t
+end
+
+local function isatty() return core.isatty and core.isatty(1) end
+
+local function progress(opts, stage, epoch, done, total, loss, lr, rate)
+  if opts.progress == false then return end
+  if isatty() then
+    local w = 24
+    local filled = math.floor(w * done / math.max(total, 1))
+    io.write(string.format("\r%s epoch %d [%s%s] %d/%d loss %.4f lr %.2e %.0f samples/s ", stage, epoch,
+      string.rep("#", filled), string.rep(".", w - filled), done, total, loss, lr, rate))
+    io.flush()
+  end
+end
+
+local function ensure_dir(dir)
+  if dir then os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'") end
+end
+
+local function json_line(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    local s
+    if type(v) == "number" then
+      if v ~= v or v == math.huge or v == -math.huge then s = "null" else s = string.format("%.6g", v) end
+    elseif type(v) == "boolean" then s = tostring(v)
+    else s = string.format("%q", tostring(v)) end
+    parts[#parts + 1] = string.format("%q:%s", k, s)
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- ---------- the shared loop ----------
+local function make_pairs(n_a, n_b, pairs_list)
+  if pairs_list then return pairs_list end
+  if n_a ~= n_b then
+    error(string.format("train: without explicit pairs both sets need the same size (got %d and %d)", n_a, n_b), 3)
+  end
+  local p = {}
+  for i = 1, n_a do p[i] = { i, i } end
+  return p
+end
+
+local function split_pairs(pairs_list, val_split)
+  local perm = data.permutation(#pairs_list)
+  local nval = math.floor(#pairs_list * val_split + 0.5)
+  local tr, va = {}, {}
+  for i, k in ipairs(perm) do
+    if i <= nval then va[#va + 1] = pairs_list[k] else tr[#tr + 1] = pairs_list[k] end
+  end
+  return tr, va
+end
+
+local DEFAULTS = {
+  epochs = 100, batch_size = 64, lr = 1e-3, weight_decay = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8,
+  scheduler = "plateau", plateau_factor = 0.8, plateau_patience = 5, early_stopping = 5,
+  clip_grad_norm = nil, drop_duplicates = true, val_split = 0.1, seed = 0, resume = true,
+  max_val_items = 2000,
+}
+
+local function run(model, o, stage)
+  local opts = {}
+  for k, v in pairs(DEFAULTS) do opts[k] = v end
+  if stage == 2 then opts.early_stopping = 10; opts.plateau_patience = 10 end
+  for k, v in pairs(o) do opts[k] = v end
+  local a, b = opts.a, opts.b
+  model:modality(a.name)
+  model:modality(b.name)
+  if a.set:dim() ~= model:modality(a.name).input_dim or b.set:dim() ~= model:modality(b.name).input_dim then
+    error(string.format("train: feature dims (%d, %d) do not match the modalities' input dims (%d, %d)", a.set:dim(),
+      b.set:dim(), model:modality(a.name).input_dim, model:modality(b.name).input_dim), 3)
+  end
+  if a.set:size() == 0 or b.set:size() == 0 then error("train: empty dataset", 3) end
+
+  core.manual_seed(opts.seed)
+  local pairs_all = make_pairs(a.set:size(), b.set:size(), opts.pairs)
+  local train_pairs, val_pairs = opts.train_pairs, opts.val_pairs
+  if not train_pairs then train_pairs, val_pairs = split_pairs(pairs_all, opts.val_split) end
+  if #train_pairs < 2 then error("train: fewer than 2 training pairs", 3) end
+
+  local params = model:parameters(true)
+  if #params == 0 then error("train: the model has no trainable parameters", 3) end
+  local opt = optim.AdamW(params, { lr = opts.lr, weight_decay = opts.weight_decay, betas = opts.betas, eps = opts.eps })
+  local sched
+  if opts.scheduler == "plateau" then
+    sched = optim.ReduceLROnPlateau(opt, { factor = opts.plateau_factor, patience = opts.plateau_patience })
+  elseif opts.scheduler == "step" then
+    sched = optim.StepLR(opt, { step_size = opts.step_size or 10, gamma = opts.gamma or 0.5 })
+  elseif opts.scheduler == "cosine" then
+    local steps = opts.epochs * math.ceil(#train_pairs / opts.batch_size)
+    sched = optim.CosineWarmup(opt, { warmup = opts.warmup or 0, total = steps })
+  elseif opts.scheduler ~= "none" then
+    error("train: unknown scheduler '" .. tostring(opts.scheduler) .. "' (plateau, step, cosine, none)", 3)
+  end
+
+  -- step 2: the anchor side cannot change, embed it once
+  local anchor
+  if stage == 2 then
+    anchor = A.no_grad(function()
+      local was = model.training
+      model:eval()
+      local rows = {}
+      local n = b.set:size()
+      for s = 1, n, 256 do
+        local ids = {}
+        for i = s, math.min(n, s + 255) do ids[#ids + 1] = i end
+        local x, l = b.set:batch(ids)
+        rows[#rows + 1] = model:embed(b.name, x, l)
+      end
+      model:train(was)
+      return #rows == 1 and rows[1] or core.cat(rows, 1)
+    end)
+  end
+  local function embed_b(ids, training)
+    if anchor then
+      local z = {}
+      for i, id in ipairs(ids) do z[i] = id - 1 end
+      return core.index_select(anchor, core.from_table(z, "int64"))
+    end
+    local x, l = b.set:batch(ids)
+    return model:embed(b.name, x, l)
+  end
+
+  local dir = opts.checkpoint_dir
+  ensure_dir(dir)
+  local S = require "oneencoder.serialize"
+  local last_path = dir and (dir .. "/last.safetensors")
+  local best_path = dir and (dir .. "/best.safetensors")
+  local state = { epoch = 0, best = math.huge, bad = 0, finished = 0 }
+  local history = {}
+
+  -- resume
+  if dir and opts.resume then
+    local f = io.open(last_path, "rb")
+    if f then
+      f:close()
+      local tensors, meta = S.load(last_path)
+      if not tensors then error("train: cannot resume from " .. last_path .. ": " .. tostring(meta), 3) end
+      local weights, ostate = {}, {}
+      for k, t in pairs(tensors) do
+        local on = k:match("^optim%.(.+)$")
+        if on then ostate[on] = t else weights[k] = t end
+      end
+      model:load_state_dict(weights)
+      opt:load_state_dict({ tensors = ostate, meta = { steps = decode_flat(meta.optim_steps), lrs = decode_flat(meta.optim_lrs) } })
+      if sched and sched.load_state then sched:load_state(decode_flat(meta.sched)) end
+      state = decode_flat(meta.state)
+      local rng = decode_flat(meta.rng)
+      core.set_rng_state(math.tointeger(rng.seed), math.tointeger(rng.counter))
+      if opts.log_path then -- keep the log lines of finished epochs
+        local kept = {}
+        local lf = io.open(opts.log_path, "r")
+        if lf then
+          for line in lf:lines() do
+            local e = tonumber(line:match('"epoch":(%d+)'))
+            if e and e <= state.epoch then kept[#kept + 1] = line end
+          end
+          lf:close()
+        end
+        local wf = assert(io.open(opts.log_path, "w"))
+        for _, l in ipairs(kept) do wf:write(l, "\n") end
+        wf:close()
+      end
+      if opts.progress ~= false then
+        print(string.format("%s: resuming after epoch %d from %s", opts.name or "train", state.epoch, last_path))
+      end
+    end
+  end
+  if opts.log_path and state.epoch == 0 then local wf = io.open(opts.log_path, "w"); if wf then wf:close() end end
+
+  local function save_checkpoint(path, extra)
+    local tensors = {}
+    for k, t in pairs(model:state_dict()) do tensors[k] = t end
+    local sd = opt:state_dict()
+    for k, t in pairs(sd.tensors) do tensors["optim." .. k] = t end
+    local seed, counter = core.rng_state()
+    local meta = model:config_metadata()
+    meta.state = encode_flat(state)
+    meta.rng = string.format("seed=%d;counter=%d", seed, counter)
+    meta.optim_steps = encode_flat(sd.meta.steps)
+    meta.optim_lrs = encode_flat(sd.meta.lrs)
+    meta.sched = sched and sched.state and encode_flat(sched:state()) or ""
+    for k, v in pairs(extra or {}) do meta[k] = v end
+    local ok, err = S.save(path, tensors, meta)
+    if not ok then error("train: saving checkpoint failed: " .. tostring(err), 0) end
+  end
+
+  local function validate()
+    if #val_pairs == 0 then return nil, nil end
+    return A.no_grad(function()
+      model:eval()
+      local total, count = 0, 0
+      local ea_all, eb_all = {}, {}
+      for s = 1, #val_pairs, opts.batch_size do
+        local ia, ib = {}, {}
+        for i = s, math.min(#val_pairs, s + opts.batch_size - 1) do
+          ia[#ia + 1] = val_pairs[i][1]
+          ib[#ib + 1] = val_pairs[i][2]
+        end
+        if #ia >= 2 then
+          local xa, la = a.set:batch(ia)
+          local ea = model:embed(a.name, xa, la)
+          local eb = embed_b(ib, false)
+          local loss = TR.clip_loss(ea, eb, model:logit_scale(),
+            opts.drop_duplicates and duplicate_mask(ia, ib) or nil)
+          total = total + core.item(loss) * #ia
+          count = count + #ia
+          if s <= opts.max_val_items then ea_all[#ea_all + 1] = ea; eb_all[#eb_all + 1] = eb end
+        end
+      end
+      model:train()
+      local r1 = nil
+      if #ea_all > 0 then r1 = rank1(core.cat(ea_all, 1), core.cat(eb_all, 1)) end
+      return count > 0 and total / count or nil, r1
+    end)
+  end
+
+  model:train()
+  local B = opts.batch_size
+  local global_step = 0
+  while state.finished == 0 and state.epoch < opts.epochs do
+    local epoch = state.epoch + 1
+    local t0 = core.now()
+    local order = data.permutation(#train_pairs)
+    local loss_sum, n_seen = 0, 0
+    local nb = #train_pairs // B + ((#train_pairs % B >= 2) and 1 or 0)
+    for bi = 1, nb do
+      local ia, ib = {}, {}
+      for i = (bi - 1) * B + 1, math.min(#train_pairs, bi * B) do
+        local p = train_pairs[order[i]]
+        ia[#ia + 1], ib[#ib + 1] = p[1], p[2]
+      end
+      local xa, la = a.set:batch(ia)
+      local ea = model:embed(a.name, xa, la)
+      local eb = embed_b(ib, true)
+      local loss = TR.clip_loss(ea, eb, model:logit_scale(), opts.drop_duplicates and duplicate_mask(ia, ib) or nil)
+      local lv = core.item(loss)
+      global_step = global_step + 1
+      if lv ~= lv or lv == math.huge or lv == -math.huge then
+        error(string.format("%s: loss is %s at epoch %d, batch %d; stopping (the last good checkpoint is kept)",
+          opts.name or "train", tostring(lv), epoch, bi), 0)
+      end
+      opt:zero_grad()
+      loss:backward()
+      if opts.clip_grad_norm then optim.clip_grad_norm(params, opts.clip_grad_norm) end
+      opt:step()
+      if opts.scheduler == "cosine" then sched:step() end
+      loss_sum = loss_sum + lv * #ia
+      n_seen = n_seen + #ia
+      progress(opts, opts.name or "train", epoch, bi, nb, loss_sum / n_seen, opt.param_groups[1].lr, n_seen / (core.now() - t0))
+    end
+    if isatty() and opts.progress ~= false then io.write("\n") end
+    local train_loss = loss_sum / math.max(n_seen, 1)
+    local val_loss, val_r1 = validate()
+    local monitor = val_loss or train_loss
+    local lr = opt.param_groups[1].lr
+    if sched and opts.scheduler == "plateau" then sched:step(monitor)
+    elseif sched and opts.scheduler == "step" then sched:step() end
+    state.epoch = epoch
+    local improved = monitor < state.best
+    if improved then
+      state.best = monitor
+      state.bad = 0
+      if best_path then save_checkpoint(best_path, { epoch = tostring(epoch) }) end
+    else
+      state.bad = state.bad + 1
+      if opts.early_stopping and state.bad >= opts.early_stopping then state.finished = 1 end
+    end
+    if epoch >= opts.epochs then state.finished = 1 end
+    local rec = { epoch = epoch, train_loss = train_loss, val_loss = val_loss or -1, lr = lr, val_r1 = val_r1 or -1,
+      seconds = core.now() - t0, stage = opts.name or "train" }
+    history[#history + 1] = rec
+    if opts.log_path then
+      local lf = io.open(opts.log_path, "a")
+      if lf then lf:write(json_line(rec), "\n"); lf:close() end
+    end
+    if opts.progress ~= false then
+      print(string.format("%s epoch %d: train %.4f val %s R@1 %s lr %.2e (%.1fs)%s", opts.name or "train", epoch, train_loss,
+        val_loss and string.format("%.4f", val_loss) or "-", val_r1 and string.format("%.3f", val_r1) or "-", lr,
+        rec.seconds, improved and " *" or ""))
+    end
+    if last_path then save_checkpoint(last_path) end
+    if opts.on_epoch then opts.on_epoch(rec) end
+  end
+
+  -- finish with the best weights
+  if best_path then
+    local tensors = S.load(best_path)
+    if tensors then
+      local w = {}
+      for k, t in pairs(tensors) do if not k:match("^optim%.") then w[k] = t end end
+      model:load_state_dict(w)
+    end
+  end
+  model:train()
+  return { epochs = state.epoch, best_val_loss = state.best, history = history }
+end
+
+-- align(model, {a = {name, set}, b = {name, set}, ...options}) : step 1
+function TR.align(model, opts)
+  if model.frozen_stage then error("align: the model is frozen; step 1 trains a model before freeze()", 2) end
+  return run(model, opts, 1)
+end
+
+-- extend(model, {a = {name = new, set}, b = {name = anchor, set}, ...}) : step 2
+function TR.extend(model, opts)
+  local info = model:modality(opts.a.name)
+  if info.stage ~= 2 then error("extend: '" .. opts.a.name .. "' was added before freeze(); add it after model:freeze()", 2) end
+  return run(model, opts, 2)
+end
+
+TR.defaults = DEFAULTS
+return TR
