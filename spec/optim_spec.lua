@@ -40,9 +40,9 @@ describe("AdamW", function()
     opt:step()
     near(p:totable(), { 0.899, -1.898 }, 1e-6, "after step 1")
     near(opt.state[p].exp_avg:totable(), { 0.05, -0.1 }, 1e-7, "m") -- float32: (1 - 0.9f) = 0.100000024
-    -- v to 4e-5 relative: the kernel forms 1 - beta2 from float32 0.999 (= 0.99900001),
+    -- v to 2e-5 relative (of 0.001): the kernel forms 1 - beta2 from float32 0.999 (= 0.99900001),
     -- giving 0.00099998713 instead of 0.001 (PyTorch rounds 1 - beta2 from double)
-    near(opt.state[p].exp_avg_sq:totable(), { 0.00025, 0.001 }, 1e-8, "v")
+    near(opt.state[p].exp_avg_sq:totable(), { 0.00025, 0.001 }, 2e-8, "v")
     set_grad(p, { -0.25, 0.5 })
     opt:step()
     near(p:totable(), { 0.871467299, -1.869468297 }, 1e-6, "after step 2")
