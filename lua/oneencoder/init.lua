@@ -103,4 +103,6 @@ oe.train = require "oneencoder.train"
 local S = require "oneencoder.serialize"; oe.save, oe.load, oe.load_header = S.save, S.load, S.header
 oe.eval = require "oneencoder.eval"
 oe.image = require "oneencoder.image"
+oe.audio = require "oneencoder.audio"
+oe.video = require "oneencoder.video"
 return oe
