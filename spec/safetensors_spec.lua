@@ -455,6 +455,18 @@ describe("safetensors saving", function()
     for _, n in ipairs(listdir(dir)) do assert.is_nil(n:find(".tmp.", 1, true), "leftover " .. n) end
   end)
 
+  it("replaces an existing file keeping its permissions", function()
+    local p = tmp("perm.safetensors")
+    assert.is_true(oe.save(p, { w = oe.ones({ 2 }) }))
+    os.execute('chmod 600 "' .. p .. '"')
+    assert.is_true(oe.save(p, { w = oe.zeros({ 3 }) }))
+    assert.are.same({ 0, 0, 0 }, oe.load(p).w:totable())
+    local f = io.popen('stat -c %a "' .. p .. '"')
+    local mode = f:read("l")
+    f:close()
+    assert.are.equal("600", mode)
+  end)
+
   it("returns nil and a message when the folder is missing or the target cannot be replaced", function()
     local ok, msg = oe.save(tmp("no/such/folder/x.safetensors"), { w = oe.ones({ 1 }) })
     assert.is_nil(ok)

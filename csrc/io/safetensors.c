@@ -368,7 +368,7 @@ int oe_st_read(const oe_st_file *f, size_t i, oe_tensor *out, oe_err *e) {
   if (!oe_st_load_dtype(t->dtype, &dt))
     return err(e, OE_EIO, "%s: tensor '%s' has dtype %s, which cannot be loaded (supported: F32, F16, BF16, F64, I64, I32, I16, I8, U8, U16, U32, U64, BOOL)",
                f->path, nm, st_names[t->dtype]);
-  int rc = oe_tensor_alloc(out, dt, t->ndim, t->shape, e);
+  int rc = oe_tensor_alloc_uninit(out, dt, t->ndim, t->shape, e); /* every element is written below */
   if (rc != OE_OK) {
     char m[sizeof e->msg];
     memcpy(m, e->msg, sizeof m);
@@ -633,6 +633,11 @@ int oe_st_save(const char *path, size_t n, const oe_st_item *items, int has_meta
     free(tmp);
     tmp = NULL; /* nothing to remove */
     goto done;
+  }
+  {
+    /* keep the permissions of the file being replaced */
+    struct stat old;
+    if (stat(path, &old) == 0 && S_ISREG(old.st_mode)) (void)fchmod(fd, old.st_mode & 07777);
   }
   unsigned char lenb[8];
   uint64_t hl = h.n;
