@@ -314,6 +314,29 @@ describe("PyTorch fixtures: AdamW", function()
   end)
 end)
 
+describe("PyTorch fixtures: loaders agree", function()
+  it("oe.load reads every fixture tensor byte for byte like the spec's own reader", function()
+    local files = { "linear", "layer_norm", "gelu", "softmax_ce", "mha", "tel_post_relu", "tel_post_gelu",
+      "tel_pre_relu", "tel_pre_gelu", "adamw" }
+    local count = 0
+    for _, f in ipairs(files) do
+      local mine = load(f)
+      local theirs, meta = oe.load(DIR .. f .. ".safetensors")
+      assert(theirs, meta)
+      assert.are.equal("tools/gen_core_fixtures.py", meta.generator)
+      for k, t in pairs(mine) do
+        assert(theirs[k], f .. ": oe.load misses " .. k)
+        assert.are.equal(t:dtype(), theirs[k]:dtype())
+        assert.are.same(t:shape(), theirs[k]:shape())
+        assert.are.equal(t:to_bytes(), theirs[k]:to_bytes(), f .. ": " .. k)
+        count = count + 1
+      end
+      for k in pairs(theirs) do assert(mine[k], f .. ": unexpected " .. k) end
+    end
+    assert.is_true(count > 200)
+  end)
+end)
+
 describe("PyTorch fixtures: margins", function()
   it("prints the worst error / tolerance ratio of every comparison (all must be <= 1)", function()
     assert.is_true(#worst_seen > 50)
