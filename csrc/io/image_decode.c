@@ -215,6 +215,8 @@ static int jpeg_info(const uint8_t *buf, size_t len, const oe_image_opts *o, oe_
     return OE_EINVAL;
   }
   tjDestroy(h);
+  if (w <= 0 || ht <= 0) /* libjpeg met the end of the data before a frame header */
+    return ERR(OE_EINVAL, "truncated or corrupt JPEG header: no frame header (SOF) before the data ends");
   int orient, adobe;
   jpeg_scan_markers(buf, len, &orient, &adobe);
   info->format = OE_IMG_JPEG;
