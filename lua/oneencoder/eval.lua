@@ -117,10 +117,10 @@ end
 
 -- ---------------------------------------------------------------- top-k
 
--- topk_search(queries (Q, d), keys (N, d), k, {block = 4096, qblock = 256})
+-- topk_search(queries (Q, d), keys (N, d), k, {block = 4096, qblock = 1024})
 --   -> scores (Q, k) float32 best first, indices (Q, k) int64 0-based.
 -- Exact: scores are computed in (qblock x block) tiles with sgemm, so memory
--- stays at qblock * block floats however large N is; the per-row selection
+-- stays at qblock * block floats (16 MB by default) however large N is; the per-row selection
 -- runs in parallel (OpenMP) over the query rows. Ties: lower key index first.
 function eval.topk_search(queries, keys, k, opts)
   opts = opts or {}
@@ -131,7 +131,7 @@ function eval.topk_search(queries, keys, k, opts)
   if math.type(k) ~= "integer" then fail(fn, "argument 'k' must be an integer, got %s", tostring(k)) end
   if k < 1 then fail(fn, "argument 'k' = %d must be at least 1", k) end
   if k > N then fail(fn, "argument 'k' = %d is larger than the number of keys (%d)", k, N) end
-  local block, qblock = opts.block or 4096, opts.qblock or 256
+  local block, qblock = opts.block or 4096, opts.qblock or 1024
   if math.type(block) ~= "integer" or block < 1 then fail(fn, "option 'block' must be a positive integer") end
   if math.type(qblock) ~= "integer" or qblock < 1 then fail(fn, "option 'qblock' must be a positive integer") end
   return core.search_topk(queries, keys, k, block, qblock)
@@ -167,13 +167,23 @@ local function summarise(fn, first, nrel, ap, apsum, ks)
   return out
 end
 
+-- query rows per score tile of the ranking kernel: the tile holds every key's
+-- score (qblock x N floats); about 64 MB unless the caller says otherwise.
+-- Large tiles matter: each sgemm call packs the whole key matrix again.
+local function ranks_qblock(fn, qblock, Q, N)
+  if qblock == nil then return math.max(1, math.min(Q, 1024, (64 * 1024 * 1024) // (4 * N))) end
+  if math.type(qblock) ~= "integer" or qblock < 1 then fail(fn, "option 'qblock' must be a positive integer") end
+  return qblock
+end
+
 local function rank_direction(fn, q, k, qsets, ksets, ks, qblock)
   local qo, ql, ko, kl, nlab = csr_pair(qsets, ksets)
+  qblock = ranks_qblock(fn, qblock, #qsets, #ksets)
   local first, nrel, ap, apsum = core.search_ranks(q, k, qo, ql, ko, kl, nlab, qblock)
   return summarise(fn, first, nrel, ap, apsum, ks)
 end
 
--- retrieval(a (N, d), b (M, d), relevant, {ks = {1, 5, 10}, qblock = 64})
+-- retrieval(a (N, d), b (M, d), relevant, {ks = {1, 5, 10}, qblock = auto})
 -- relevant (ground truth):
 --   nil                      one-to-one: a[i] matches b[i] (needs N == M)
 --   {a = ga, b = gb}         group ids (lists or 1-D int tensors of N and M ids;
@@ -229,7 +239,7 @@ function eval.retrieval(a, b, relevant, opts)
   return out
 end
 
--- querying(queries (Q, d), keys (N, d), query_labels, key_labels, {qblock = 64})
+-- querying(queries (Q, d), keys (N, d), query_labels, key_labels, {qblock = auto})
 -- The AudioCLIP querying protocol (Guzhov et al. 2021, sec. "Querying"): every
 -- query ranks all keys of the other modality by cosine similarity; a key counts
 -- as relevant when its class label matches the query's (for multi-label data
@@ -254,7 +264,7 @@ function eval.querying(queries, keys, query_labels, key_labels, opts)
   local qs = label_sets(fn, "query_labels", query_labels, Q)
   local ks = label_sets(fn, "key_labels", key_labels, N)
   local qo, ql, ko, kl, nlab = csr_pair(qs, ks)
-  local first, nrel, ap, apsum = core.search_ranks(queries, keys, qo, ql, ko, kl, nlab, opts.qblock)
+  local first, nrel, ap, apsum = core.search_ranks(queries, keys, qo, ql, ko, kl, nlab, ranks_qblock(fn, opts.qblock, Q, N))
   local m = summarise(fn, first, nrel, ap, apsum, { 1 })
   local f, r = core.totable(first), core.totable(nrel)
   local r1 = 0
