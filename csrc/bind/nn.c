@@ -102,7 +102,13 @@ static int n_relu_dropout_backward(lua_State *L) {
   oe_tensor *y = check_f32(L, 1, "relu_dropout_backward", "y"), *g = check_f32(L, 2, "relu_dropout_backward", "grad");
   double p = luaL_optnumber(L, 3, 0);
   if (oe_numel(y) != oe_numel(g)) return oe_lua_fail(L, "relu_dropout_backward", "grad size differs from output size");
-  oe_tensor *gx = oe_lua_push_uninit(L, "relu_dropout_backward", OE_F32, g->ndim, g->shape);
+  oe_tensor *gx;
+  if (lua_toboolean(L, 4)) { /* in place: the caller owns g */
+    lua_pushvalue(L, 2);
+    gx = g;
+  } else {
+    gx = oe_lua_push_uninit(L, "relu_dropout_backward", OE_F32, g->ndim, g->shape);
+  }
   oe_relu_dropout_backward(oe_f32(y), oe_f32(g), oe_f32(gx), oe_numel(g), (float)p);
   return 1;
 }

@@ -627,6 +627,21 @@ static int t_nbytes(lua_State *L) {
   return 1;
 }
 
+/* release(t): drop t's hold on its storage now, instead of at garbage
+ * collection; later use of t raises "released tensor". For internal buffers. */
+static int t_release(lua_State *L) {
+  oe_tensor *t = luaL_checkudata(L, 1, OE_TENSOR_MT);
+  oe_tensor_release(t);
+  return 0;
+}
+
+/* collect(): a full Lua GC cycle, and the allocation counter restarts */
+static int t_collect(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT);
+  oe_memory_collected();
+  return 0;
+}
+
 static int t_set_num_threads(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   if (n < 1) return oe_lua_fail(L, "set_num_threads", "need at least 1 thread, got %lld", (long long)n);
@@ -645,7 +660,7 @@ static const luaL_Reg tensor_fns[] = {
   {"reshape", t_reshape}, {"narrow", t_narrow}, {"set_slice", t_narrow_copy_}, {"select", t_select},
   {"index_select", t_index_select}, {"index_add_", t_index_add_}, {"permute", t_permute}, {"cat", t_cat},
   {"clone", t_clone}, {"alias", t_alias}, {"copy_", t_copy_}, {"to", t_to}, {"same_storage", t_same_storage},
-  {"nbytes", t_nbytes}, {"set_num_threads", t_set_num_threads}, {"get_num_threads", t_get_num_threads},
+  {"nbytes", t_nbytes}, {"release", t_release}, {"collect", t_collect}, {"set_num_threads", t_set_num_threads}, {"get_num_threads", t_get_num_threads},
   {NULL, NULL}};
 
 void oe_bind_tensor(lua_State *L) {

@@ -1,7 +1,9 @@
 -- autograd.lua: reverse-mode automatic differentiation over C kernels.
 -- Every differentiable op computes its output with a C kernel and, when grad
 -- mode is on and an input requires grad, records a node
---   { inputs = {...}, n = #inputs, needs = {bool...}, backward = function(g, needs) -> g1, g2, ... }
+--   { inputs = {...}, n = #inputs, needs = {bool...}, backward = function(g, needs, g_owned) -> g1, g2, ... }
+-- g_owned is true when g is a buffer only this walk holds: a backward may then
+-- compute its result in place into g and return g itself.
 -- in the output's attribute table. backward() walks the graph in reverse
 -- topological order, sums gradients of tensors used several times, and
 -- accumulates into .grad of leaf tensors that require grad. Frozen tensors
@@ -117,11 +119,12 @@ function A.backward(root, grad, retain_graph)
       local node = a.node
       local g = grads[t]
       grads[t] = nil
+      local gins
       if g then
         if not node.backward then
           error("backward: the graph was already freed; pass retain_graph = true to backward twice", 0)
         end
-        local gins = table.pack(node.backward(g, node.needs))
+        gins = table.pack(node.backward(g, node.needs, owned[t] and g ~= grad))
         for j = 1, node.n do
           local gi = gins[j]
           if gi and node.needs[j] then
@@ -138,9 +141,14 @@ function A.backward(root, grad, retain_graph)
               if cur == nil then
                 grads[inp] = gi
                 owned[inp] = own
-              else
-                if not owned[inp] then cur = core.clone(cur); grads[inp] = cur; owned[inp] = true end
+              elseif owned[inp] then
                 core.axpy_(cur, gi)
+              elseif own then -- accumulate into the fresh one, keep the borrowed one intact
+                grads[inp] = core.axpy_(gi, cur)
+                owned[inp] = true
+              else
+                grads[inp] = core.axpy_(core.clone(cur), gi)
+                owned[inp] = true
               end
             elseif ia.requires_grad then
               if ia.grad then core.axpy_(ia.grad, gi)
@@ -151,8 +159,20 @@ function A.backward(root, grad, retain_graph)
         end
       end
       if not retain_graph then node.backward = nil; node.inputs = {}; node.n = 0 end
+      -- a consumed gradient that only this walk could see is freed at once
+      -- (views of it made by the backward keep their own hold on the storage)
+      if g and owned[t] and g ~= grad then
+        local passed_on = false
+        for j = 1, (gins and gins.n or 0) do if rawequal(gins[j], g) then passed_on = true end end
+        if not passed_on then core.release(g) end
+      end
+      owned[t] = nil
+      order[i] = nil -- the walk no longer holds this activation
     end
   end)
+  order, grads = nil, nil
+  -- the graph's saved activations are garbage now: give their memory back
+  if not retain_graph then core.collect() end
   grad_enabled = old
   if not ok then error(err, 0) end
 end

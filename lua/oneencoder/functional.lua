@@ -35,7 +35,7 @@ end
 function F.relu_dropout(x, p, training)
   if not training then p = 0 end
   local y = core.relu_dropout(x, p)
-  return record(y, function(g) return core.relu_dropout_backward(y, g, p) end, x)
+  return record(y, function(g, _, g_owned) return core.relu_dropout_backward(y, g, p, g_owned) end, x)
 end
 
 F.relu = T.relu

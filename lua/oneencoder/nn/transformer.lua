@@ -71,7 +71,9 @@ function nn.TransformerEncoderLayer:_ff(x)
   if self.activation == "gelu" then
     h = self.dropout(F.gelu(self.linear1(x)))
   else -- relu and dropout fused: the (B, L, ff) pre-activation is not kept
-    h = F.relu_dropout(self.linear1(x), self.dropout.p, self.dropout.training)
+    local pre = self.linear1(x)
+    h = F.relu_dropout(pre, self.dropout.p, self.dropout.training)
+    core.release(pre) -- nothing reads the pre-activation again (only y is saved)
   end
   return self.dropout2(self.linear2(h))
 end
