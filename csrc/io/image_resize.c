@@ -224,11 +224,19 @@ static inline uint8_t pil_clip8(int v) {
   return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
+/* one pixel of c bytes (kept out of memcpy calls for the common c = 3) */
+static inline void copy_px(uint8_t *restrict d, const uint8_t *restrict s, int c) {
+  if (c == 3) { d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; return; }
+  if (c == 1) { d[0] = s[0]; return; }
+  for (int k = 0; k < c; k++) d[k] = s[k];
+}
+
 static int resize_pil_u8(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int dh, int dw, oe_resize_method m,
                          oe_err *e) {
   pil_coeffs hc = {0}, vc = {0};
   int *hk = NULL, *vk = NULL, st = OE_OK;
   uint8_t *tmp = NULL;
+  int32_t *planes = NULL, *acc = NULL;
   if (pil_precompute(sw, dw, m, &hc) || pil_precompute(sh, dh, m, &vc)) { st = ERR(OE_ENOMEM, "out of memory in resize"); goto done; }
   hk = pil_fixed(&hc, dw);
   vk = pil_fixed(&vc, dh);
@@ -240,49 +248,78 @@ static int resize_pil_u8(const uint8_t *src, int sh, int sw, int c, uint8_t *dst
   if (need_h) {
     int th = need_v ? y_last - y_first : sh;
     int t0 = need_v ? y_first : 0;
-    tmp = malloc((size_t)th * dw * c);
-    if (!tmp) { st = ERR(OE_ENOMEM, "out of memory in resize"); goto done; }
-    for (int y = 0; y < th; y++) {
-      const uint8_t *s = src + (size_t)(y + t0) * sw * c;
-      uint8_t *d = tmp + (size_t)y * dw * c;
-      for (int xx = 0; xx < dw; xx++) {
-        int xmin = hc.bounds[2 * xx], xmax = hc.bounds[2 * xx + 1];
-        const int *k = hk + (size_t)xx * hc.ksize;
-        if (c == 3) {
-          int s0 = 1 << (PIL_BITS - 1), s1 = s0, s2 = s0;
-          const uint8_t *p = s + (size_t)xmin * 3;
-          for (int x = 0; x < xmax; x++, p += 3) { s0 += p[0] * k[x]; s1 += p[1] * k[x]; s2 += p[2] * k[x]; }
-          d[xx * 3] = pil_clip8(s0); d[xx * 3 + 1] = pil_clip8(s1); d[xx * 3 + 2] = pil_clip8(s2);
-        } else {
-          for (int ch = 0; ch < c; ch++) {
-            int s0 = 1 << (PIL_BITS - 1);
-            for (int x = 0; x < xmax; x++) s0 += s[(size_t)(x + xmin) * c + ch] * k[x];
-            d[xx * c + ch] = pil_clip8(s0);
-          }
+    /* Horizontal filtering done as a vertical one on the transposed image, so
+     * the inner loop is a contiguous multiply-add over a whole column block
+     * (vectorised) instead of a short dot product per output pixel. Same
+     * integer sums as Pillow, so the results are identical. */
+    size_t n = (size_t)th * c; /* length of a transposed row */
+    tmp = malloc(n * dw);
+    planes = malloc(sizeof(int32_t) * n);           /* accumulator */
+    uint8_t *T = malloc(n * sw), *TT = malloc(n * dw);
+    if (!tmp || !planes || !T || !TT) {
+      free(T); free(TT);
+      st = ERR(OE_ENOMEM, "out of memory in resize");
+      goto done;
+    }
+    const int B = 192;
+    for (int y0 = 0; y0 < th; y0 += B) { /* T[x][y*c + ch] = src[t0 + y][x][ch], in row blocks */
+      int y1 = y0 + B < th ? y0 + B : th;
+      for (int x = 0; x < sw; x++) {
+        uint8_t *d = T + (size_t)x * n + (size_t)y0 * c;
+        for (int y = y0; y < y1; y++, d += c) {
+          copy_px(d, src + ((size_t)(y + t0) * sw + x) * c, c);
         }
       }
     }
+    for (int xx = 0; xx < dw; xx++) {
+      int xmin = hc.bounds[2 * xx], xmax = hc.bounds[2 * xx + 1];
+      const int32_t *k = hk + (size_t)xx * hc.ksize;
+      int32_t *acc0 = planes;
+      for (size_t i = 0; i < n; i++) acc0[i] = 1 << (PIL_BITS - 1);
+      for (int t = 0; t < xmax; t++) {
+        const uint8_t *row = T + (size_t)(xmin + t) * n;
+        int32_t kv = k[t];
+        for (size_t i = 0; i < n; i++) acc0[i] += row[i] * kv;
+      }
+      uint8_t *d = TT + (size_t)xx * n;
+      for (size_t i = 0; i < n; i++) d[i] = pil_clip8(acc0[i]);
+    }
+    for (int y0 = 0; y0 < th; y0 += B) { /* tmp[y][xx][ch] = TT[xx][y*c + ch] */
+      int y1 = y0 + B < th ? y0 + B : th;
+      for (int xx = 0; xx < dw; xx++) {
+        const uint8_t *sp = TT + (size_t)xx * n + (size_t)y0 * c;
+        for (int y = y0; y < y1; y++, sp += c) {
+          copy_px(tmp + ((size_t)y * dw + xx) * c, sp, c);
+        }
+      }
+    }
+    free(T);
+    free(TT);
     vin = tmp;
     vin_off = t0;
   }
   if (need_v) {
     int iw = dw; /* width of vin (= dw when the horizontal pass ran, else sw = dw) */
+    size_t n = (size_t)iw * c;
+    acc = malloc(sizeof(int32_t) * n);
+    if (!acc) { st = ERR(OE_ENOMEM, "out of memory in resize"); goto done; }
     for (int yy = 0; yy < dh; yy++) {
       int ymin = vc.bounds[2 * yy] - vin_off, ymax = vc.bounds[2 * yy + 1];
       const int *k = vk + (size_t)yy * vc.ksize;
-      uint8_t *d = dst + (size_t)yy * dw * c;
-      for (int i = 0; i < iw * c; i++) {
-        int s0 = 1 << (PIL_BITS - 1);
-        const uint8_t *p = vin + (size_t)ymin * iw * c + i;
-        for (int y = 0; y < ymax; y++, p += (size_t)iw * c) s0 += *p * k[y];
-        d[i] = pil_clip8(s0);
+      for (size_t i = 0; i < n; i++) acc[i] = 1 << (PIL_BITS - 1);
+      for (int y = 0; y < ymax; y++) {
+        const uint8_t *row = vin + (size_t)(ymin + y) * n;
+        int32_t kv = k[y];
+        for (size_t i = 0; i < n; i++) acc[i] += row[i] * kv;
       }
+      uint8_t *d = dst + (size_t)yy * n;
+      for (size_t i = 0; i < n; i++) d[i] = pil_clip8(acc[i]);
     }
   } else {
     memcpy(dst, vin, (size_t)dh * dw * c);
   }
 done:
-  pil_free(&hc); pil_free(&vc); free(hk); free(vk); free(tmp);
+  pil_free(&hc); pil_free(&vc); free(hk); free(vk); free(tmp); free(planes); free(acc);
   return st;
 }
 
