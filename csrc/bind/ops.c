@@ -265,8 +265,8 @@ static int o_adamw_step(lua_State *L) {
   oe_tensor *m = check_f32(L, 3, "adamw", "exp_avg"), *v = check_f32(L, 4, "adamw", "exp_avg_sq");
   int64_t n = oe_numel(p);
   if (oe_numel(g) != n || oe_numel(m) != n || oe_numel(v) != n) return oe_lua_fail(L, "adamw", "state sizes differ from the parameter");
-  oe_adamw_step(oe_f32(p), oe_f32(g), oe_f32(m), oe_f32(v), n, (float)luaL_checknumber(L, 5), (float)luaL_checknumber(L, 6),
-                (float)luaL_checknumber(L, 7), (float)luaL_checknumber(L, 8), (float)luaL_checknumber(L, 9), luaL_checkinteger(L, 10));
+  oe_adamw_step(oe_f32(p), oe_f32(g), oe_f32(m), oe_f32(v), n, luaL_checknumber(L, 5), luaL_checknumber(L, 6),
+                luaL_checknumber(L, 7), luaL_checknumber(L, 8), luaL_checknumber(L, 9), luaL_checkinteger(L, 10));
   return 0;
 }
 

@@ -37,7 +37,7 @@ int oe_dtype_from_name(const char *name, oe_dtype *out) {
 #define CACHE_MIN (1u << 20)
 #define CACHE_SLOTS 64
 static struct { void *p; size_t n; } g_cache[CACHE_SLOTS];
-static size_t g_cache_bytes, g_cache_cap = (size_t)256 << 20;
+static size_t g_cache_bytes, g_cache_cap = (size_t)128 << 20;
 static size_t g_live_bytes, g_peak_bytes, g_alloc_since_collect;
 
 static size_t round_size(size_t n) {

@@ -95,8 +95,8 @@ void oe_attention_forward(oe_attn_args *a, oe_rng *r);
 void oe_attention_backward(oe_attn_args *a);
 
 /* ---- optimisers (in place, n elements) ---- */
-void oe_adamw_step(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,
-                   float eps, float wd, int64_t step);
+void oe_adamw_step(float *p, const float *g, float *m, float *v, int64_t n, double lr, double beta1, double beta2,
+                   double eps, double wd, int64_t step);
 void oe_sgd_step(float *p, const float *g, float *buf, int64_t n, float lr, float momentum, float dampening,
                  float wd, int nesterov, int first);
 #endif

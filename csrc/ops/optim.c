@@ -4,18 +4,22 @@
 
 /* AdamW (torch.optim.AdamW): p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  * p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps) */
-void oe_adamw_step(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,
-                   float eps, float wd, int64_t step) {
-  double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
-  float step_size = (float)(lr / bc1);
+void oe_adamw_step(float *p, const float *g, float *m, float *v, int64_t n, double lr_d, double beta1_d, double beta2_d,
+                   double eps_d, double wd_d, int64_t step) {
+  /* scalars in double as PyTorch computes them in Python, then rounded once */
+  double bc1 = 1.0 - pow(beta1_d, (double)step), bc2 = 1.0 - pow(beta2_d, (double)step);
+  float eps = (float)eps_d;
+  float beta1 = (float)beta1_d, beta2 = (float)beta2_d;
+  float one_m_b1 = (float)(1.0 - beta1_d), one_m_b2 = (float)(1.0 - beta2_d);
+  float step_size = (float)(lr_d / bc1);
   float bc2_sqrt = (float)sqrt(bc2);
-  float decay = 1.0f - lr * wd;
+  float decay = (float)(1.0 - lr_d * wd_d);
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) {
     float gi = g[i];
     p[i] *= decay;
-    m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
-    v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+    m[i] = beta1 * m[i] + one_m_b1 * gi;
+    v[i] = beta2 * v[i] + one_m_b2 * gi * gi;
     float denom = sqrtf(v[i]) / bc2_sqrt + eps;
     p[i] -= step_size * m[i] / denom;
   }

@@ -38,6 +38,61 @@ function F.relu_dropout(x, p, training)
   return record(y, function(g, _, g_owned) return core.relu_dropout_backward(y, g, p, g_owned) end, x)
 end
 
+-- feed_forward(x (..., d), w1 (ff, d), b1, w2 (d, ff), b2, p, training, chunk):
+-- linear2(dropout(relu(linear1(x)))) as one node that never holds the whole
+-- (..., ff) hidden layer: it runs over blocks of `chunk` rows, and backward
+-- recomputes each block, replaying the same dropout draws from the saved
+-- generator position (activation checkpointing: one extra linear1 in backward).
+function F.feed_forward(x, w1, b1, w2, b2, p, training, chunk)
+  if not training then p = 0 end
+  chunk = chunk or 2048
+  local shape = core.shape(x)
+  local d, ff, dout = shape[#shape], core.shape(w1)[1], core.shape(w2)[1]
+  local x2 = core.reshape(x, { -1, d })
+  local N = core.shape(x2)[1]
+  local seed, counter = core.rng_state()
+  core.set_rng_state(seed, counter + (p > 0 and N * ff or 0)) -- the draws this node uses
+  local function hidden(r0, n) -- rows r0+1 .. r0+n of relu_dropout(linear1(x))
+    local s2, c2 = core.rng_state()
+    core.set_rng_state(seed, counter + (p > 0 and r0 * ff or 0))
+    local h = core.linear(core.narrow(x2, 1, r0 + 1, n), w1, b1)
+    local y = core.relu_dropout(h, p)
+    core.set_rng_state(s2, c2)
+    core.release(h)
+    return y
+  end
+  local out_shape = { table.unpack(shape) }
+  out_shape[#out_shape] = dout
+  local out = core.zeros({ N, dout })
+  for r0 = 0, N - 1, chunk do
+    local n = math.min(chunk, N - r0)
+    local y = hidden(r0, n)
+    core.set_slice(out, 1, r0 + 1, core.linear(y, w2, b2))
+    core.release(y)
+  end
+  out = core.reshape(out, out_shape)
+  return record(out, function(g, needs)
+    local g2 = core.reshape(g, { -1, dout })
+    local gx = needs[1] and core.zeros({ N, d }) or nil
+    local gw1, gb1, gw2, gb2
+    local function acc(total, part) if part == nil then return total end; if total == nil then return part end; return core.axpy_(total, part) end
+    for r0 = 0, N - 1, chunk do
+      local n = math.min(chunk, N - r0)
+      local y = hidden(r0, n)
+      local gc = core.narrow(g2, 1, r0 + 1, n)
+      local gy, gw2c, gb2c = core.linear_backward(y, w2, gc, true, needs[4], needs[5])
+      gw2, gb2 = acc(gw2, gw2c), acc(gb2, gb2c)
+      local gh = core.relu_dropout_backward(y, gy, p, true) -- in place into gy
+      core.release(y)
+      local gxc, gw1c, gb1c = core.linear_backward(core.narrow(x2, 1, r0 + 1, n), w1, gh, needs[1], needs[2], needs[3])
+      core.release(gh)
+      gw1, gb1 = acc(gw1, gw1c), acc(gb1, gb1c)
+      if gxc then core.set_slice(gx, 1, r0 + 1, gxc) end
+    end
+    return gx and core.reshape(gx, shape) or nil, gw1, gb1, gw2, gb2
+  end, x, w1, b1, w2, b2)
+end
+
 F.relu = T.relu
 F.gelu = T.gelu
 F.softmax = T.softmax

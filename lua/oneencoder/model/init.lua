@@ -22,6 +22,7 @@ M.defaults = {
   temperature = "fixed",     -- fixed: logit scale exp(2.5) | learnable: CLIP-style clamped log-scale
   token_size = nil,          -- 1, or 15 for concatenation
   use_token = true,          -- ablation: false drops the modality token (m = 0)
+  checkpoint_ff = true,      -- recompute the UP's feed-forward hidden layer in backward (memory)
   logit_scale_min = 2.5, logit_scale_max = 3.0,
 }
 

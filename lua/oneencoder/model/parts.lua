@@ -73,7 +73,8 @@ function P.UniversalProjection:init(cfg)
   self:add_module("layer_normalization", nn.LayerNorm(cfg.d))
   local layers = {}
   for i = 1, cfg.layers do
-    layers[i] = nn.TransformerEncoderLayer(cfg.d, cfg.heads, { dim_feedforward = cfg.ff, dropout = cfg.dropout })
+    layers[i] = nn.TransformerEncoderLayer(cfg.d, cfg.heads,
+      { dim_feedforward = cfg.ff, dropout = cfg.dropout, checkpoint_ff = cfg.checkpoint_ff })
   end
   self:add_module("transformer_encoder", P.LayerStack(layers))
   if cfg.fusion == "scaled_dot_product" then

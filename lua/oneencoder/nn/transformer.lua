@@ -44,12 +44,15 @@ function nn.MultiheadAttention:forward(q, k, v, opts)
 end
 
 -- TransformerEncoderLayer(d, heads, {dim_feedforward = 2048, dropout = 0.1,
---   activation = "relu" | "gelu", norm_first = false, eps = 1e-5}), batch_first.
+--   activation = "relu" | "gelu", norm_first = false, eps = 1e-5, checkpoint_ff = false}), batch_first.
 nn.TransformerEncoderLayer = Module.class("TransformerEncoderLayer")
 function nn.TransformerEncoderLayer:init(d, heads, opts)
   opts = opts or {}
   local ff, p = opts.dim_feedforward or 2048, opts.dropout or 0.1
   self.norm_first = opts.norm_first or false
+  -- checkpoint_ff: recompute the feed-forward hidden layer in backward instead of
+  -- keeping it (saves (B, L, ff) floats per layer for one extra matmul)
+  self.checkpoint_ff = opts.checkpoint_ff or false
   self.activation = opts.activation or "relu"
   self.p = p
   self:add_module("self_attn", nn.MultiheadAttention(d, heads, { dropout = p }))
@@ -67,14 +70,17 @@ function nn.TransformerEncoderLayer:_sa(x, mask)
   return self.dropout1(y)
 end
 function nn.TransformerEncoderLayer:_ff(x)
-  local h
   if self.activation == "gelu" then
-    h = self.dropout(F.gelu(self.linear1(x)))
-  else -- relu and dropout fused: the (B, L, ff) pre-activation is not kept
-    local pre = self.linear1(x)
-    h = F.relu_dropout(pre, self.dropout.p, self.dropout.training)
-    core.release(pre) -- nothing reads the pre-activation again (only y is saved)
+    return self.dropout2(self.linear2(self.dropout(F.gelu(self.linear1(x)))))
   end
+  if self.checkpoint_ff then -- nothing of the (B, L, ff) hidden layer is kept
+    local l1, l2 = self.linear1, self.linear2
+    return self.dropout2(F.feed_forward(x, l1.weight, l1.bias, l2.weight, l2.bias, self.dropout.p, self.dropout.training))
+  end
+  -- relu and dropout fused: only the (B, L, ff) output is kept
+  local pre = self.linear1(x)
+  local h = F.relu_dropout(pre, self.dropout.p, self.dropout.training)
+  core.release(pre) -- nothing reads the pre-activation again
   return self.dropout2(self.linear2(h))
 end
 
