@@ -528,8 +528,6 @@ describe("image bad input", function()
     bad(F .. "bomb.jpg", "decompression bomb")
     bad(F .. "baseline.jpg", "above the cap", { max_pixels = 27 * 45 - 1 })
     assert.is_not_nil(image.load(F .. "baseline.jpg", { max_pixels = 27 * 45 }))
-    -- a raised cap lets the PNG header through; the tiny data then ends early
-    bad(F .. "bomb.png", "corrupt PNG data", { max_pixels = 3e9 })
   end)
 
   it("missing files and directories", function()

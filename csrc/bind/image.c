@@ -138,7 +138,7 @@ static int l_load(lua_State *L) {
   int h, w, c;
   oe_image_out_size(&info, &o, &h, &w, &c);
   int64_t shape[3] = {h, w, c};
-  oe_tensor *t = oe_lua_push_new(L, fn, OE_U8, 3, shape);
+  oe_tensor *t = oe_lua_push_uninit(L, fn, OE_U8, 3, shape);
   if (oe_image_decode_into(data, len, &info, &o, oe_data(t), &e) != OE_OK) return fail_io(L, fn, name, e.msg);
   return 1;
 }
@@ -200,7 +200,7 @@ static int l_resize(lua_State *L) {
   if (!oe_resize_method_from_name(mname, &m))
     return oe_lua_fail(L, fn, "unknown method '%s' (bilinear_cv, bilinear_pil, bicubic_pil)", mname);
   int64_t shape[3] = {dh, dw, c};
-  oe_tensor *o = oe_lua_push_new(L, fn, t->dtype, t->ndim, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, fn, t->dtype, t->ndim, shape);
   oe_err e;
   int st = t->dtype == OE_U8 ? oe_resize_u8(oe_data(t), h, w, c, oe_data(o), dh, dw, m, &e)
                              : oe_resize_f32(oe_f32(t), h, w, c, oe_f32(o), dh, dw, m, &e);
@@ -218,7 +218,7 @@ static int l_center_crop(lua_State *L) {
   if (ch > h || cw > w) return oe_lua_fail(L, fn, "crop %d x %d is larger than the image %d x %d", ch, cw, h, w);
   int sy = (h - ch) / 2, sx = (w - cw) / 2;
   int64_t shape[3] = {ch, cw, c};
-  oe_tensor *o = oe_lua_push_new(L, fn, t->dtype, t->ndim, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, fn, t->dtype, t->ndim, shape);
   size_t es = oe_dtype_size(t->dtype), row = (size_t)cw * c * es;
   const char *s = oe_data(t);
   char *d = oe_data(o);
@@ -251,7 +251,7 @@ static int l_to_float(lua_State *L) {
   for (int k = 0; k < 3; k++)
     if (std[k] == 0.f) return oe_lua_fail(L, fn, "std must not be 0");
   int64_t shape[3] = {3, h, w};
-  oe_tensor *o = oe_lua_push_new(L, fn, OE_F32, 3, shape);
+  oe_tensor *o = oe_lua_push_uninit(L, fn, OE_F32, 3, shape);
   if (t->dtype == OE_U8) {
     oe_image_to_chw_f32(oe_data(t), h, w, c, 0, 0, h, w, w, scale, mean, std, oe_f32(o));
   } else {
@@ -313,7 +313,7 @@ static int l_batch(lua_State *L) {
     msgs[msz * i] = 0;
   }
   int64_t shape[4] = {n, 3, o.out_h, o.out_w};
-  oe_tensor *t = oe_lua_push_new(L, fn, OE_F32, 4, shape);
+  oe_tensor *t = oe_lua_push_uninit(L, fn, OE_F32, 4, shape);
   int tidx = lua_gettop(L);
   oe_image_batch(paths, n, &o, oe_f32(t), ok, msgs, msz, stop);
   /* compact the good items to the front */
