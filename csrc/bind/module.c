@@ -12,5 +12,6 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_audio(L);
   oe_bind_video(L);
   oe_bind_eval(L);
+  oe_bind_cache(L);
   return 1;
 }
