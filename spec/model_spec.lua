@@ -1,0 +1,234 @@
+-- model_spec.lua: the OneEncoder model against the PyTorch mirror of the
+-- original code (tools/oneencoder_mirror.py, fixtures in spec/fixtures/oneencoder,
+-- tolerances from its README: embeddings, loss and step-0 gradients 1e-4
+-- per-tensor relative; the 20-step loss trajectory 1e-3 relative per entry).
+local oe = require "oneencoder"
+local core = oe.core
+
+local FIX = "spec/fixtures/oneencoder/"
+
+local function load(name)
+  local t, meta = oe.load(FIX .. name)
+  assert(t, meta)
+  return t, meta
+end
+
+-- max |a - b| / max |b| over the tensor
+local function rel_err(a, b)
+  local diff = core.reduce("max", core.unary("abs", core.binary("sub", a, b)))
+  local scale = core.reduce("max", core.unary("abs", b))
+  return core.item(diff) / math.max(core.item(scale), 1e-30)
+end
+
+local function small_model(meta)
+  local m = oe.OneEncoder({ d = tonumber(meta.d), heads = tonumber(meta.heads), ff = tonumber(meta.ff),
+    dropout = 0, pooling = "original" })
+  return m
+end
+
+local function step1_model()
+  local init, meta = load("small_step1_init.safetensors")
+  local m = small_model(meta)
+  local din = tonumber(meta.input_dim)
+  m:add_modality("image", { input_dim = din })
+  m:add_modality("text", { input_dim = din })
+  local rep = m:load_state_dict(init, { strict = false })
+  -- only the unused duplicate block may be left over
+  for _, k in ipairs(rep.unexpected) do assert.truthy(k:match("^universal_projection_encoder%.transformer_encoder_block%.")) end
+  assert.are.equal(0, #rep.missing)
+  return m, init, meta
+end
+
+local feats = load("small_features.safetensors")
+
+describe("OneEncoder against the PyTorch mirror (small config)", function()
+  it("step 1: embeddings, loss and every step-0 gradient", function()
+    local m = step1_model()
+    local exp = load("small_step1_expected.safetensors")
+    local ei = m:embed("image", feats["image.0"])
+    local et = m:embed("text", feats["text.0"])
+    assert.is_true(rel_err(ei, exp.image_embeddings) < 1e-4)
+    assert.is_true(rel_err(et, exp.text_embeddings) < 1e-4)
+    local loss = oe.train.clip_loss(ei, et, m:logit_scale())
+    assert.is_true(math.abs(loss:item() - exp.loss:item()) / exp.loss:item() < 1e-4)
+    loss:backward()
+    local n = 0
+    for _, p in ipairs(m:named_parameters()) do
+      local ref = exp["grad." .. p[1]]
+      if ref then
+        n = n + 1
+        assert(p[2].grad, "no gradient for " .. p[1])
+        local e = rel_err(p[2].grad, ref)
+        assert(e < 1e-4, string.format("gradient of %s off by %.3g", p[1], e))
+      else
+        assert.is_nil(p[2].grad)
+      end
+    end
+    assert.are.equal(36, n)
+  end)
+
+  it("step 1: 20 AdamW steps follow the loss trajectory and final weights", function()
+    local m, init = step1_model()
+    local exp, meta = load("small_step1_expected.safetensors")
+    local opt = oe.optim.AdamW(m:parameters(true), { lr = 1e-3, weight_decay = 1e-3 })
+    local losses = exp.losses:totable()
+    local nb = tonumber(meta.n_batches)
+    for s = 0, 20 do
+      local j = s % nb
+      local loss = oe.train.clip_loss(m:embed("image", feats["image." .. j]), m:embed("text", feats["text." .. j]), m:logit_scale())
+      local e = math.abs(loss:item() - losses[s + 1]) / losses[s + 1]
+      assert(e < 1e-3, string.format("loss %d: %.6f vs %.6f", s, loss:item(), losses[s + 1]))
+      if s < 20 then
+        opt:zero_grad()
+        loss:backward()
+        opt:step()
+      end
+    end
+    local d = tonumber(meta.d)
+    for _, p in ipairs(m:named_parameters()) do
+      local ref = exp["final." .. p[1]]
+      if ref then
+        if p[1]:match("in_proj_bias$") then -- the key slice has a zero true gradient: compare Q and V parts
+          assert.is_true(rel_err(p[2]:narrow(1, 1, d), ref:narrow(1, 1, d)) < 1e-3)
+          assert.is_true(rel_err(p[2]:narrow(1, 2 * d + 1, d), ref:narrow(1, 2 * d + 1, d)) < 1e-3)
+          assert.is_true(core.item(core.reduce("max", core.unary("abs", core.binary("sub", p[2], ref)))) < 0.02)
+        else
+          local e = rel_err(p[2], ref)
+          assert(e < 1e-3, string.format("final %s off by %.3g", p[1], e))
+        end
+      elseif init[p[1]] then -- no gradient: bit-identical
+        assert.are.equal(init[p[1]]:to_bytes(), p[2]:to_bytes())
+      end
+    end
+  end)
+
+  it("step 2: frozen UP, new alignment layer and token; gradients only reach the new parts", function()
+    local m = step1_model()
+    local new = load("small_step2_init.safetensors")
+    local exp, meta = load("small_step2_expected.safetensors")
+    local et_before = m:embed("text", feats["text.0"]):to_bytes()
+    m:freeze()
+    m:add_modality("audio", { input_dim = tonumber(meta.input_dim) })
+    local sd = {}
+    for k, t in pairs(new) do
+      local rest = k:match("^modality_token_encoder%.(.+)$")
+      if rest then sd["audio_token_encoder." .. rest] = t
+      elseif k ~= "temperature" then sd[k] = t end
+    end
+    local rep = m:load_state_dict(sd, { strict = false })
+    assert.are.equal(0, #rep.unexpected)
+    local opt = oe.optim.AdamW(m:parameters(true), { lr = 1e-3, weight_decay = 1e-3 })
+    assert.are.equal(15, #m:parameters(true))
+    local losses = exp.losses:totable()
+    local nb = tonumber(meta.n_batches)
+    for s = 0, 20 do
+      local j = s % nb
+      local et = m:embed("text", feats["text." .. j])
+      local ea = m:embed("audio", feats["audio." .. j])
+      if s == 0 then
+        assert.is_true(rel_err(et, exp.text_embeddings) < 1e-4)
+        assert.is_true(rel_err(ea, exp.audio_embeddings) < 1e-4)
+      end
+      local loss = oe.train.clip_loss(et, ea, m:logit_scale())
+      local e = math.abs(loss:item() - losses[s + 1]) / losses[s + 1]
+      assert(e < 1e-3, string.format("loss %d: %.6f vs %.6f", s, loss:item(), losses[s + 1]))
+      if s < 20 then
+        opt:zero_grad()
+        loss:backward()
+        if s == 0 then
+          for _, p in ipairs(m:named_parameters()) do
+            local ref = exp["grad." .. p[1]:gsub("^audio_token_encoder%.", "modality_token_encoder.")]
+            if p[2].requires_grad then
+              assert(ref, "no reference gradient for " .. p[1])
+              assert(rel_err(p[2].grad, ref) < 1e-4, "step-2 gradient of " .. p[1])
+            else
+              assert.is_nil(p[2].grad)
+            end
+          end
+        end
+        opt:step()
+      end
+    end
+    -- the earlier modalities are bit-identical after step 2
+    assert.are.equal(et_before, m:embed("text", feats["text.0"]):to_bytes())
+  end)
+end)
+
+describe("OneEncoder model", function()
+  it("has the original parameter counts with 768-d inputs", function()
+    oe.manual_seed(0)
+    local m = oe.OneEncoder()
+    m:add_modality("image", { input_dim = 768 })
+    m:add_modality("text", { input_dim = 768 })
+    assert.are.equal(1884038, m:num_parameters(true))
+    m:freeze()
+    m:add_modality("audio", { input_dim = 768 })
+    assert.are.equal(305283, m:num_parameters(true))
+    local text = m:summary()
+    assert.truthy(text:match("audio_encoder%s+263168%s+0"))
+  end)
+
+  it("masked pooling is batch-invariant, original pooling is not", function()
+    oe.manual_seed(1)
+    for _, pooling in ipairs { "masked", "original" } do
+      local m = oe.OneEncoder({ d = 16, ff = 32, pooling = pooling })
+      m:add_modality("text", { input_dim = 8 })
+      m:eval()
+      local x = oe.randn({ 1, 3, 8 })
+      local alone = m:embed("text", x, { 3 })
+      local padded = oe.cat({ oe.cat({ x, oe.zeros({ 1, 4, 8 }) }, 2), oe.randn({ 1, 7, 8 }) }, 1)
+      local together = m:embed("text", padded, { 3, 7 }):narrow(1, 1, 1)
+      local e = rel_err(together, alone)
+      if pooling == "masked" then assert.is_true(e < 1e-5) else assert.is_true(e > 1e-3) end
+    end
+  end)
+
+  it("every fusion runs forward and backward; concatenation drops its tokens before pooling", function()
+    for _, f in ipairs { "addition", "multiplication", "concatenation", "scaled_dot_product" } do
+      oe.manual_seed(2)
+      local m = oe.OneEncoder({ d = 16, ff = 32, fusion = f })
+      m:add_modality("a", { input_dim = 8 })
+      local r, _, lead = m:embed_sequence("a", oe.randn({ 2, 5, 8 }), { 5, 3 })
+      assert.are.equal(f == "concatenation" and 15 or 0, lead)
+      assert.are.equal(5 + lead, r:shape()[2])
+      local e = m:embed("a", oe.randn({ 2, 5, 8 }), { 5, 3 })
+      e:sum():backward()
+      assert.truthy(m.a_encoder.projection_head.linear_layer1.weight.grad)
+      assert.truthy(m.modality_token_encoder.a_token.grad)
+    end
+  end)
+
+  it("rejects bad input with clear messages", function()
+    local m = oe.OneEncoder({ d = 16, ff = 32 })
+    m:add_modality("text", { input_dim = 8 })
+    assert.has_error(function() m:embed("audio", oe.randn({ 1, 2, 8 })) end, nil)
+    local ok, err = pcall(m.embed, m, "audio", oe.randn({ 1, 2, 8 }))
+    assert.truthy(err:match("unknown modality 'audio'"))
+    ok, err = pcall(m.embed, m, "text", oe.randn({ 1, 2, 9 }))
+    assert.truthy(err:match("dim 9, the modality expects 8"))
+    ok, err = pcall(m.embed, m, "text", oe.randn({ 2, 2, 8 }), { 1, 3 })
+    assert.truthy(err:match("length 3 of item 2 is outside 1%.%.2"))
+    ok, err = pcall(m.add_modality, m, "text", { input_dim = 8 })
+    assert.truthy(err:match("already exists"))
+    ok, err = pcall(oe.OneEncoder, { fusion = "sum" })
+    assert.truthy(err:match("unknown fusion 'sum'"))
+  end)
+
+  it("rebuilds itself from its checkpoint metadata", function()
+    oe.manual_seed(3)
+    local m = oe.OneEncoder({ d = 16, ff = 32, fusion = "multiplication" })
+    m:add_modality("image", { input_dim = 8 }); m:add_modality("text", { input_dim = 6 })
+    m:freeze(); m:add_modality("audio", { input_dim = 5 })
+    local m2 = assert(oe.model.from_metadata(m:config_metadata()))
+    m2:load_state_dict(m:state_dict())
+    m:eval(); m2:eval()
+    local x = oe.randn({ 2, 3, 5 })
+    assert.are.equal(m:embed("audio", x):to_bytes(), m2:embed("audio", x):to_bytes())
+    assert.are.equal("multiplication", m2.cfg.fusion)
+    -- after freeze, only the audio alignment layer (5->16, 16->16, LayerNorm) and its token + MLP train
+    local al = 5 * 16 + 16 + 16 * 16 + 16 + 2 * 16
+    local tok = 3 + (3 * 64 + 64) + (64 * 128 + 128) + (128 * 16 + 16) + 2 * 16
+    assert.are.equal(al + tok, m2:num_parameters(true))
+    assert.are.equal(m:num_parameters(true), m2:num_parameters(true))
+  end)
+end)
