@@ -1,0 +1,216 @@
+-- train_spec.lua: trainers (step 1 / step 2), resume, logs, bad input; the
+-- chunked feed-forward node against finite differences.
+local oe = require "oneencoder"
+local gc = require "gradcheck"
+local core = oe.core
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  os.execute("mkdir -p " .. d)
+  return d
+end
+
+-- two feature sets whose items pair up through a shared class prototype
+local function toy_sets(n, D, seed)
+  oe.manual_seed(seed or 5)
+  local pa, pb = oe.randn({ 8, D }), oe.randn({ 8, D })
+  local fa, fb = oe.zeros({ n, 4, D }), oe.zeros({ n, 3, D })
+  local la, lb = {}, {}
+  for i = 1, n do
+    local c = (i - 1) % 8
+    fa:set_slice(1, i, pa:narrow(1, c + 1, 1):reshape({ 1, 1, D }) + oe.randn({ 1, 4, D }) * 0.3)
+    fb:set_slice(1, i, pb:narrow(1, c + 1, 1):reshape({ 1, 1, D }) + oe.randn({ 1, 3, D }) * 0.3)
+    la[i], lb[i] = 1 + (i % 4), 1 + (i % 3)
+  end
+  return oe.data.FeatureSet(fa, la), oe.data.FeatureSet(fb, lb)
+end
+
+local function small_model(D)
+  local m = oe.OneEncoder({ d = 16, ff = 32 })
+  m:add_modality("image", { input_dim = D })
+  m:add_modality("text", { input_dim = D })
+  return m
+end
+
+local function weights_bytes(m)
+  local parts = {}
+  for _, p in ipairs(m:named_parameters()) do parts[#parts + 1] = p[1] .. "=" .. p[2]:to_bytes() end
+  return table.concat(parts, "|")
+end
+
+describe("feed_forward (chunked, checkpointed)", function()
+  it("matches finite differences with dropout and several chunks", function()
+    local x = gc.uniform({ 2, 5, 6 }, -1, 1, 11)
+    local w1, b1 = gc.uniform({ 7, 6 }, -0.5, 0.5, 12), gc.uniform({ 7 }, -0.5, 0.5, 13)
+    local w2, b2 = gc.uniform({ 6, 7 }, -0.5, 0.5, 14), gc.uniform({ 6 }, -0.5, 0.5, 15)
+    local ok, msg = gc.check(function(a, p1, q1, p2, q2)
+      oe.manual_seed(99) -- same dropout draws at every evaluation
+      return oe.F.feed_forward(a, p1, q1, p2, q2, 0.3, true, 3)
+    end, { x, w1, b1, w2, b2 }, { seed = 7, h = 1e-3 })
+    assert(ok, msg)
+  end)
+
+  it("equals the unfused relu-dropout path draw for draw", function()
+    local x = oe.randn({ 3, 4, 6 })
+    local l1, l2 = oe.nn.Linear(6, 10), oe.nn.Linear(10, 6)
+    oe.manual_seed(4)
+    local a = oe.F.feed_forward(x, l1.weight, l1.bias, l2.weight, l2.bias, 0.25, true, 5)
+    oe.manual_seed(4)
+    local b = l2(oe.F.relu_dropout(l1(x), 0.25, true))
+    assert.are.equal(b:to_bytes(), a:to_bytes())
+  end)
+end)
+
+describe("trainers", function()
+  it("step 1 learns, logs every epoch and keeps the best checkpoint", function()
+    local A, B = toy_sets(96, 12)
+    local m = small_model(12)
+    local dir = tmpdir()
+    local res = oe.train.align(m, { a = { name = "image", set = A }, b = { name = "text", set = B }, epochs = 4,
+      batch_size = 16, checkpoint_dir = dir, log_path = dir .. "/log.jsonl", progress = false, seed = 1 })
+    assert.are.equal(4, res.epochs)
+    assert.is_true(res.history[4].train_loss < res.history[1].train_loss)
+    local lines = 0
+    for line in io.lines(dir .. "/log.jsonl") do
+      lines = lines + 1
+      assert.truthy(line:match('"epoch":' .. lines))
+      assert.truthy(line:match('"val_loss":'))
+      assert.truthy(line:match('"val_r1":'))
+    end
+    assert.are.equal(4, lines)
+    assert.truthy(io.open(dir .. "/best.safetensors"))
+  end)
+
+  it("a killed run resumes to the same weights as an uninterrupted one", function()
+    local A, B = toy_sets(64, 8)
+    local opts = function(dir, on_epoch)
+      return { a = { name = "image", set = A }, b = { name = "text", set = B }, epochs = 4, batch_size = 16,
+        checkpoint_dir = dir, progress = false, seed = 3, on_epoch = on_epoch, early_stopping = false }
+    end
+    oe.manual_seed(0)
+    local full = small_model(8)
+    oe.train.align(full, opts(tmpdir()))
+    -- same command, killed after epoch 2, then run again
+    local dir = tmpdir()
+    oe.manual_seed(0)
+    local m1 = small_model(8)
+    local ok, err = pcall(oe.train.align, m1, opts(dir, function(rec) if rec.epoch == 2 then error("killed") end end))
+    assert.is_false(ok)
+    assert.truthy(tostring(err):match("killed"))
+    oe.manual_seed(0)
+    local m2 = small_model(8)
+    local res = oe.train.align(m2, opts(dir))
+    assert.are.equal(4, res.epochs)
+    assert.are.equal(2, #res.history) -- only epochs 3 and 4 ran again
+    assert.are.equal(weights_bytes(full), weights_bytes(m2))
+  end)
+
+  it("a finished run is not trained again", function()
+    local A, B = toy_sets(48, 8)
+    local dir = tmpdir()
+    local o = { a = { name = "image", set = A }, b = { name = "text", set = B }, epochs = 2, batch_size = 16,
+      checkpoint_dir = dir, progress = false }
+    oe.manual_seed(0)
+    local m = small_model(8)
+    oe.train.align(m, o)
+    local before = weights_bytes(m)
+    oe.manual_seed(0)
+    local m2 = small_model(8)
+    local res = oe.train.align(m2, o)
+    assert.are.equal(0, #res.history)
+    assert.are.equal(before, weights_bytes(m2))
+  end)
+
+  it("step 2 trains only the new parts and leaves earlier embeddings bit-identical", function()
+    local A, B = toy_sets(64, 8)
+    oe.manual_seed(0)
+    local m = small_model(8)
+    oe.train.align(m, { a = { name = "image", set = A }, b = { name = "text", set = B }, epochs = 1, batch_size = 16, progress = false })
+    m:eval()
+    local x = B:batch({ 1, 2, 3 })
+    local before = m:embed("text", x):to_bytes()
+    local frozen = {}
+    for _, p in ipairs(m:named_parameters()) do frozen[p[1]] = p[2]:to_bytes() end
+    m:train()
+    m:freeze()
+    m:add_modality("audio", { input_dim = 8 })
+    local C = toy_sets(64, 8, 9)
+    local res = oe.train.extend(m, { a = { name = "audio", set = C }, b = { name = "text", set = B }, epochs = 2,
+      batch_size = 16, progress = false })
+    assert.are.equal(2, res.epochs)
+    m:eval()
+    assert.are.equal(before, m:embed("text", x):to_bytes())
+    -- every step-1 parameter is unchanged and frozen; only the audio parts train
+    local n_frozen = 0
+    for _, p in ipairs(m:named_parameters()) do
+      if frozen[p[1]] then
+        n_frozen = n_frozen + 1
+        assert.are.equal(frozen[p[1]], p[2]:to_bytes())
+        assert.is_false(p[2].requires_grad)
+      else
+        assert.truthy(p[1]:match("^audio_"))
+        assert.is_true(p[2].requires_grad)
+      end
+    end
+    assert.is_true(n_frozen > 20)
+  end)
+
+  it("drop-duplicates keeps pairs that share an item from being negatives", function()
+    local ea = oe.F.normalize(oe.tensor({ { 1, 0 }, { 1, 0 }, { 0, 1 } }))
+    local eb = oe.F.normalize(oe.tensor({ { 1, 0.1 }, { 1, -0.1 }, { 0, 1 } }))
+    local plain = oe.train.clip_loss(ea, eb, 10):item()
+    local mask = oe.zeros({ 3, 3 }, "uint8")
+    mask:set(1, 1, 2); mask:set(1, 2, 1)
+    local dedup = oe.train.clip_loss(ea, eb, 10, mask):item()
+    assert.is_true(dedup < plain)
+    -- hand value: with rows 1 and 2 unable to see each other, every row's logits are {s_ii, s_i3}
+    local s = 10 * (1 / math.sqrt(1.01))
+    local row12 = math.log(math.exp(s) + math.exp(0)) - s
+    local row3 = math.log(math.exp(10) + 2 * math.exp(10 * 0.1 / math.sqrt(1.01))) - 10
+    local col3 = math.log(math.exp(10) + 2 * math.exp(0)) - 10
+    local expected = ((2 * row12 + row3) / 3 + (2 * row12 + col3) / 3) / 2
+    assert.is_true(math.abs(dedup - expected) < 1e-5)
+  end)
+
+  it("gives clear errors for bad input", function()
+    local A, B = toy_sets(32, 8)
+    local m = small_model(8)
+    local ok, err = pcall(oe.train.align, m, { a = { name = "audio", set = A }, b = { name = "text", set = B }, progress = false })
+    assert.truthy(tostring(err):match("unknown modality 'audio'"))
+    local C = oe.data.FeatureSet(oe.randn({ 32, 2, 5 }))
+    ok, err = pcall(oe.train.align, m, { a = { name = "image", set = C }, b = { name = "text", set = B }, progress = false })
+    assert.truthy(tostring(err):match("feature dims"))
+    ok, err = pcall(oe.data.FeatureSet, oe.zeros({ 0, 2, 5 }))
+    assert.truthy(tostring(err):match("empty"))
+    local bad = oe.randn({ 4, 2, 5 })
+    bad:set(0 / 0, 1, 1, 1)
+    ok, err = pcall(oe.data.FeatureSet, bad)
+    assert.truthy(tostring(err):match("NaN"))
+    ok, err = pcall(oe.data.FeatureSet, oe.randn({ 2, 3, 5 }), { 1, 4 })
+    assert.truthy(tostring(err):match("length 4 of item 2"))
+    m:freeze()
+    ok, err = pcall(oe.train.align, m, { a = { name = "image", set = A }, b = { name = "text", set = B }, progress = false })
+    assert.truthy(tostring(err):match("frozen"))
+  end)
+
+  it("stops on a NaN loss without saving over the last good checkpoint", function()
+    local A, B = toy_sets(32, 8)
+    local m = small_model(8)
+    local dir = tmpdir()
+    local o = { a = { name = "image", set = A }, b = { name = "text", set = B }, epochs = 1, batch_size = 16,
+      checkpoint_dir = dir, progress = false }
+    oe.train.align(m, o)
+    local f = assert(io.open(dir .. "/last.safetensors", "rb")); local good = f:read("a"); f:close()
+    -- poison a weight, train again with one more epoch
+    local w = m.image_encoder.projection_head.linear_layer1.weight
+    oe.no_grad(function() w:set(0 / 0, 1, 1) end)
+    o.epochs = 2
+    o.resume = false
+    local ok, err = pcall(oe.train.align, m, o)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):match("loss is .*nan.* at epoch 1, batch 1") or tostring(err):match("loss is"))
+    f = assert(io.open(dir .. "/last.safetensors", "rb")); local now = f:read("a"); f:close()
+    assert.are.equal(good, now)
+  end)
+end)
