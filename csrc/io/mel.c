@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
-#include <libavutil/mem.h>
-#include <libavutil/tx.h>
+#include <pthread.h>
+#include <fftw3.h>
 
 static int fail(oe_err *e, int code, const char *fmt, ...) {
   va_list ap;
@@ -97,121 +97,39 @@ int oe_mel_filterbank(const oe_mel_opts *o, float *fb, oe_err *e) {
   return OE_OK;
 }
 
-/* ---- FFT plan: RDFT, else complex FFT, else plain DFT; each checked once ---- */
-enum { PLAN_RDFT, PLAN_CFFT, PLAN_DFT };
+/* ---- FFT: FFTW's real-to-complex transform (fast for any n_fft; FFmpeg 5.1's
+ * av_tx falls back to an O(n^2) path for sizes such as 400 = 16 * 25). Plans are
+ * made under a lock (the FFTW planner is not thread-safe); each thread then runs
+ * the shared plan on its own fftwf_malloc'd (equally aligned) arrays. ---- */
+static pthread_mutex_t fftw_lock = PTHREAD_MUTEX_INITIALIZER;
+
 typedef struct plan {
-  int kind, n;
-  AVTXContext *ctx;
-  av_tx_fn fn;
-  float *in;           /* n (+2) floats, or n complex for CFFT */
-  AVComplexFloat *out; /* n/2+1 (RDFT) or n (CFFT) */
-  double *cs;          /* DFT twiddles (cos, sin) n each */
+  int n;
+  fftwf_plan p;
 } plan;
 
-static void plan_free(plan *p) {
-  if (p->ctx) av_tx_uninit(&p->ctx);
-  av_freep(&p->in);
-  av_freep(&p->out);
-  free(p->cs);
-  p->cs = NULL;
-}
-
-static int plan_init(plan *p, int kind, int n) {
-  memset(p, 0, sizeof *p);
-  p->kind = kind;
+static int plan_make(plan *p, int n) {
   p->n = n;
-  float scale = 1.0f;
-  if (kind == PLAN_RDFT) {
-    if (n % 2 || av_tx_init(&p->ctx, &p->fn, AV_TX_FLOAT_RDFT, 0, n, &scale, 0) < 0) return -1;
-    p->in = av_malloc(sizeof(float) * (n + 2));
-    p->out = av_malloc(sizeof(AVComplexFloat) * (n / 2 + 1));
-  } else if (kind == PLAN_CFFT) {
-    if (av_tx_init(&p->ctx, &p->fn, AV_TX_FLOAT_FFT, 0, n, &scale, 0) < 0) return -1;
-    p->in = av_malloc(sizeof(AVComplexFloat) * n);
-    p->out = av_malloc(sizeof(AVComplexFloat) * n);
-  } else {
-    p->in = av_malloc(sizeof(float) * n);
-    p->out = av_malloc(sizeof(AVComplexFloat) * (n / 2 + 1));
-    p->cs = malloc(sizeof(double) * 2 * n);
-    if (p->cs)
-      for (int i = 0; i < n; i++) {
-        p->cs[2 * i] = cos(2 * M_PI * i / n);
-        p->cs[2 * i + 1] = sin(2 * M_PI * i / n);
-      }
-  }
-  if (!p->in || !p->out || (kind == PLAN_DFT && !p->cs)) {
-    plan_free(p);
+  float *in = fftwf_alloc_real((size_t)n);
+  fftwf_complex *out = fftwf_alloc_complex((size_t)n / 2 + 1);
+  if (!in || !out) {
+    fftwf_free(in);
+    fftwf_free(out);
     return -1;
   }
-  return 0;
+  pthread_mutex_lock(&fftw_lock);
+  p->p = fftwf_plan_dft_r2c_1d(n, in, out, FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
+  pthread_mutex_unlock(&fftw_lock);
+  fftwf_free(in);
+  fftwf_free(out);
+  return p->p ? 0 : -1;
 }
 
-/* x: n real samples (copied); result in p->out[0..n/2] */
-static void plan_run(plan *p, const float *x) {
-  int n = p->n;
-  if (p->kind == PLAN_RDFT) {
-    memcpy(p->in, x, sizeof(float) * n);
-    p->fn(p->ctx, p->out, p->in, sizeof(float));
-  } else if (p->kind == PLAN_CFFT) {
-    AVComplexFloat *c = (AVComplexFloat *)p->in;
-    for (int i = 0; i < n; i++) {
-      c[i].re = x[i];
-      c[i].im = 0;
-    }
-    p->fn(p->ctx, p->out, p->in, sizeof(AVComplexFloat));
-  } else {
-    for (int k = 0; k <= n / 2; k++) {
-      double re = 0, im = 0;
-      int64_t idx = 0;
-      for (int i = 0; i < n; i++) {
-        re += x[i] * p->cs[2 * idx];
-        im -= x[i] * p->cs[2 * idx + 1];
-        idx += k;
-        if (idx >= n) idx -= n;
-      }
-      p->out[k].re = (float)re;
-      p->out[k].im = (float)im;
-    }
-  }
-}
-
-/* compare a few bins with a double-precision DFT */
-static int plan_verify(plan *p) {
-  int n = p->n;
-  float *x = malloc(sizeof(float) * n);
-  if (!x) return -1;
-  double norm = 0;
-  for (int i = 0; i < n; i++) {
-    x[i] = (float)(sin(0.37 * i) + 0.25 * cos(1.91 * i + 0.3) + 0.1 * ((i * 7) % 5));
-    norm += fabs(x[i]);
-  }
-  plan_run(p, x);
-  int bins[6] = {0, 1, n / 7, n / 3, n / 2 - 1, n / 2};
-  int ok = 1;
-  for (int b = 0; b < 6 && ok; b++) {
-    int k = bins[b] < 0 ? 0 : bins[b];
-    double re = 0, im = 0;
-    for (int i = 0; i < n; i++) {
-      double a = 2 * M_PI * (double)((int64_t)k * i % n) / n;
-      re += x[i] * cos(a);
-      im -= x[i] * sin(a);
-    }
-    if (fabs(re - p->out[k].re) + fabs(im - p->out[k].im) > 1e-4 * norm + 1e-5) ok = 0;
-  }
-  free(x);
-  return ok ? 0 : -1;
-}
-
-static int choose_plan_kind(int n) {
-  for (int kind = PLAN_RDFT; kind < PLAN_DFT; kind++) {
-    plan p;
-    if (plan_init(&p, kind, n) == 0) {
-      int ok = plan_verify(&p) == 0;
-      plan_free(&p);
-      if (ok) return kind;
-    }
-  }
-  return PLAN_DFT;
+static void plan_destroy(plan *p) {
+  pthread_mutex_lock(&fftw_lock);
+  if (p->p) fftwf_destroy_plan(p->p);
+  pthread_mutex_unlock(&fftw_lock);
+  p->p = NULL;
 }
 
 static inline int64_t reflect_index(int64_t i, int64_t L) {
@@ -257,16 +175,20 @@ int oe_log_mel(const oe_mel_opts *o, const float *const *clips, const int64_t *l
   }
   int off = (n - o->win_length) / 2;
   for (int i = 0; i < o->win_length; i++) win[off + i] = (float)(0.5 - 0.5 * cos(2 * M_PI * i / o->win_length));
-  int kind = choose_plan_kind(n);
+  plan pl;
+  if (plan_make(&pl, n) != 0) {
+    free(fb); free(win); free(lo); free(hi);
+    return fail(e, OE_ENOMEM, "cannot plan an FFT of size %d", n);
+  }
   int64_t pad = o->center ? n / 2 : 0;
   int64_t total = (int64_t)B * frames;
   int failed = 0;
 #pragma omp parallel
   {
-    plan p;
-    float *frame = malloc(sizeof(float) * n);
+    float *frame = fftwf_alloc_real((size_t)n);
+    fftwf_complex *spec = fftwf_alloc_complex((size_t)nf);
     float *pw = malloc(sizeof(float) * nf);
-    int ok = plan_init(&p, kind, n) == 0 && frame && pw;
+    int ok = frame && spec && pw;
     if (!ok) {
 #pragma omp atomic write
       failed = 1;
@@ -279,19 +201,23 @@ int oe_log_mel(const oe_mel_opts *o, const float *const *clips, const int64_t *l
       const float *x = clips[b];
       int64_t len = lens[b];
       int64_t s = f * o->hop - pad;
-      for (int i = 0; i < n; i++) {
-        int64_t j = s + i;
-        float v;
-        if (j >= 0 && j < Lmax) v = j < len ? x[j] : 0.0f;
-        else if (o->pad_reflect) {
-          int64_t r = reflect_index(j, Lmax);
-          v = r < len ? x[r] : 0.0f;
-        } else v = 0.0f;
-        frame[i] = v * win[i];
+      if (s >= 0 && s + n <= len) {
+        for (int i = 0; i < n; i++) frame[i] = x[s + i] * win[i];
+      } else {
+        for (int i = 0; i < n; i++) {
+          int64_t j = s + i;
+          float v;
+          if (j >= 0 && j < Lmax) v = j < len ? x[j] : 0.0f;
+          else if (o->pad_reflect) {
+            int64_t r = reflect_index(j, Lmax);
+            v = r < len ? x[r] : 0.0f;
+          } else v = 0.0f;
+          frame[i] = v * win[i];
+        }
       }
-      plan_run(&p, frame);
+      fftwf_execute_dft_r2c(pl.p, frame, spec);
       for (int k = 0; k < nf; k++) {
-        float re = p.out[k].re, im = p.out[k].im, m2 = re * re + im * im;
+        float re = spec[k][0], im = spec[k][1], m2 = re * re + im * im;
         pw[k] = o->power == 2.0 ? m2 : o->power == 1.0 ? sqrtf(m2) : powf(m2, (float)(o->power * 0.5));
       }
       float *dst = out + (size_t)b * nm * frames + f;
@@ -306,10 +232,11 @@ int oe_log_mel(const oe_mel_opts *o, const float *const *clips, const int64_t *l
         dst[(size_t)m * frames] = v;
       }
     }
-    plan_free(&p);
-    free(frame);
+    fftwf_free(frame);
+    fftwf_free(spec);
     free(pw);
   }
+  plan_destroy(&pl);
   free(fb); free(win); free(lo); free(hi);
   if (failed) return fail(e, OE_ENOMEM, "out of memory for FFT buffers");
   if (o->whisper) {

@@ -1,6 +1,6 @@
-/* mel.h: log-mel spectrograms with a real FFT (libavutil/tx.h), batched
+/* mel.h: log-mel spectrograms with a real FFT (FFTW), batched
  * over clips and frames with OpenMP.
- * Conventions follow torchaudio.transforms.MelSpectrogram: periodic Hann
+ * FFT: FFTW (fftw3f). Conventions follow torchaudio.transforms.MelSpectrogram: periodic Hann
  * window of win_length centred in n_fft, optional centre padding (reflect
  * or zeros) of n_fft/2 on both sides, |X|^power, triangular mel filters
  * (htk or slaney scale, optional slaney area norm) over linspace(0,
