@@ -21,7 +21,7 @@ LUA       := lua5.4
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test sanitize bench demo install clean
+.PHONY: all deps test sanitize bench demo install rock-install clean
 
 all: $(LIB)
 
@@ -56,6 +56,12 @@ demo: deps
 
 install: deps
 	luarocks --lua-version=5.4 make rockspec/oneencoder-scm-1.rockspec
+
+# used by the rockspec: LuaRocks passes its own module folders
+rock-install: $(LIB)
+	mkdir -p $(INST_LIBDIR)/oneencoder $(INST_LUADIR)
+	cp $(LIB) $(INST_LIBDIR)/oneencoder/core.so
+	cp -r lua/oneencoder $(INST_LUADIR)/
 
 clean:
 	rm -rf build
