@@ -22,7 +22,7 @@ setup(function()
   tmp = os.tmpname(); os.remove(tmp); assert(sh("mkdir -p " .. tmp))
   FFV1, H264, MJPEG, RAW = tmp .. "/idx.mkv", tmp .. "/idx.mp4", tmp .. "/idx.avi", tmp .. "/idx.h264"
   assert(ffmpeg("-f lavfi -i \"color=c=black:s=64x48:r=25:d=4," .. CODED .. "\" -c:v ffv1 -pix_fmt bgr0 " .. FFV1))
-  assert(ffmpeg("-f lavfi -i \"color=c=black:s=64x48:r=25:d=12," .. COARSE .. "\" -c:v libx264 -qp 0 -pix_fmt yuv444p -g 10 " .. H264))
+  assert(ffmpeg("-f lavfi -i \"color=c=black:s=64x48:r=25:d=12," .. COARSE .. "\" -c:v libx264 -qp 0 -bf 3 -pix_fmt yuv444p -g 10 " .. H264))
   assert(ffmpeg("-f lavfi -i \"color=c=black:s=64x48:r=25:d=2," .. COARSE .. "\" -c:v mjpeg -q:v 2 " .. MJPEG))
   assert(ffmpeg("-f lavfi -i \"color=c=black:s=64x48:r=25:d=2," .. COARSE .. "\" -c:v libx264 -qp 0 -pix_fmt yuv444p -g 10 -f h264 " .. RAW))
 end)

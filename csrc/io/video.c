@@ -460,6 +460,10 @@ int oe_video_sample(const char *path, const oe_video_opts *o, oe_tensor *out, in
         }
       }
       for (;;) {
+        /* far before the wanted frame: let the decoder drop frames nothing refers
+         * to (non-reference B-frames); switch back well before the target, beyond
+         * any reordering or frame-thread delay */
+        v.dec->skip_frame = (have && cur >= 0 && want - cur > 24) ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
         if (have) av_frame_unref(v.fr);
         int r = decode_next(&v, e);
         if (r < 0) {
