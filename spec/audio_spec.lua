@@ -190,6 +190,11 @@ describe("audio.save_wav and audio.load", function()
     local mk = flat((audio.load(tmp .. "/s.mkv")))
     assert.are.equal(#ref, #mk)
     for i = 1, #ref do assert.are.equal(ref[i], mk[i]) end
+    -- the same through FFmpeg's memory input
+    local mb = flat((audio.decode(read_file(tmp .. "/s.mkv"), {}, "s.mkv")))
+    assert.are.equal(#ref, #mb)
+    for i = 1, #ref do assert.are.equal(ref[i], mb[i]) end
+    assert.are.equal("ffmpeg", audio.info_bytes(read_file(tmp .. "/s.mkv")).backend)
     local mi = audio.info(tmp .. "/s.mkv")
     assert.are.equal("ffmpeg", mi.backend); assert.are.equal(16000, mi.rate)
     -- lossy: the tone keeps frequency and amplitude
