@@ -6,10 +6,11 @@
  *   core.fs_sha256(path)      -> hex, size | nil, msg
  *   core.fs_lock(path)        -> lock (exclusive flock, not blocking; lock:release(), __gc, __close) | nil, msg
  *   core.featmap_open(path, {mmap = true}) -> map | nil, msg
- *       map:info() -> n, L, D, "F16"|"F32", mapped ; map:lengths() -> {n lengths} ; map:close()
+ *       map:info() -> n, T, D, "F16"|"F32", mapped, Lmax ; map:lengths() -> {n lengths} ; map:close()
  *   core.featmap_gather(sources, rows, lens) -> (B, Lmax, D) float32 | nil, msg
- *       sources[b] is a map or an (N, L, D) float32 tensor, rows[b] 0-based, lens[b] in 1..L;
- *       positions past lens[b] are zero. */
+ *       sources[b] is a map (rows[b] = 0-based item, lens[b] in 1..its length) or a
+ *       ragged (T, D) float32 tensor (rows[b] = 0-based first position, lens[b] positions);
+ *       Lmax = max of lens, positions past lens[b] are zero. */
 #include "bind.h"
 #include "../io/mmap_features.h"
 #include <dirent.h>
@@ -146,11 +147,12 @@ static int featmap_open(lua_State *L) {
 static int featmap_info(lua_State *L) {
   oe_featmap *m = check_map(L, 1, "featmap:info");
   lua_pushinteger(L, m->n);
-  lua_pushinteger(L, m->L);
+  lua_pushinteger(L, m->T);
   lua_pushinteger(L, m->D);
   lua_pushstring(L, m->f16 ? "F16" : "F32");
   lua_pushboolean(L, m->map != NULL);
-  return 5;
+  lua_pushinteger(L, m->Lmax);
+  return 6;
 }
 
 static int featmap_lengths(lua_State *L) {
@@ -165,8 +167,8 @@ static int featmap_lengths(lua_State *L) {
 
 typedef struct {
   const oe_featmap *map;  /* or */
-  const float *base;      /* an in-memory (N, L, D) tensor */
-  int64_t n, L, D, row, len;
+  const float *base;      /* an in-memory ragged (T, D) tensor */
+  int64_t n, D, row, len;
 } gather_src;
 
 static int featmap_gather(lua_State *L) {
@@ -188,13 +190,13 @@ static int featmap_gather(lua_State *L) {
     if (m) {
       if (!m->st_open) return oe_lua_fail(L, fn, "source %d is a closed shard map", (int)(b + 1));
       s->map = m;
-      s->n = m->n; s->L = m->L; s->D = m->D;
+      s->n = m->n; s->D = m->D;
     } else {
       oe_tensor *t = luaL_testudata(L, -1, OE_TENSOR_MT);
       if (!t) return oe_lua_fail(L, fn, "source %d must be a shard map or a tensor", (int)(b + 1));
-      if (t->dtype != OE_F32 || t->ndim != 3) return oe_lua_fail(L, fn, "source %d must be a (N, L, D) float32 tensor", (int)(b + 1));
+      if (t->dtype != OE_F32 || t->ndim != 2) return oe_lua_fail(L, fn, "source %d must be a (T, D) float32 tensor", (int)(b + 1));
       s->base = oe_f32(t);
-      s->n = t->shape[0]; s->L = t->shape[1]; s->D = t->shape[2];
+      s->n = t->shape[0]; s->D = t->shape[1];
     }
     lua_pop(L, 1);
     lua_rawgeti(L, 2, b + 1);
@@ -205,7 +207,8 @@ static int featmap_gather(lua_State *L) {
     lua_rawgeti(L, 3, b + 1);
     s->len = (int64_t)lua_tointegerx(L, -1, &ok);
     lua_pop(L, 1);
-    if (!ok || s->len < 1 || s->len > s->L) return oe_lua_fail(L, fn, "length of item %d is outside 1..%lld", (int)(b + 1), (long long)s->L);
+    int64_t maxlen = s->map ? s->map->lengths[s->row] : s->n - s->row;
+    if (!ok || s->len < 1 || s->len > maxlen) return oe_lua_fail(L, fn, "length of item %d is outside 1..%lld", (int)(b + 1), (long long)maxlen);
     if (D < 0) D = s->D;
     else if (s->D != D) return oe_lua_fail(L, fn, "item %d has dim %lld, the batch has %lld", (int)(b + 1), (long long)s->D, (long long)D);
     if (s->len > Lmax) Lmax = s->len;
@@ -238,7 +241,7 @@ static int featmap_gather(lua_State *L) {
         }
       }
     } else {
-      memcpy(dst, s->base + (size_t)s->row * (size_t)s->L * (size_t)D, cnt * 4);
+      memcpy(dst, s->base + (size_t)s->row * (size_t)D, cnt * 4);
     }
     memset(dst + cnt, 0, ((size_t)Lmax * (size_t)D - cnt) * 4);
   }

@@ -55,6 +55,7 @@ void oe_featmap_close(oe_featmap *m) {
   if (m->map) munmap((void *)m->map, m->map_len);
   if (m->st_open) oe_st_close(&m->st);
   free(m->lengths);
+  free(m->offsets);
   memset(m, 0, sizeof *m);
   m->st.fd = -1;
 }
@@ -73,44 +74,53 @@ int oe_featmap_open(oe_featmap *m, const char *path, const char *feats_name, con
     goto out;
   }
   const oe_st_entry *fe = &m->st.entries[fi], *le = &m->st.entries[li];
-  if ((fe->dtype != OE_ST_F16 && fe->dtype != OE_ST_F32) || fe->ndim != 3) {
-    rc = fail(e, OE_EIO, "%s: '%s' must be a 3-dimensional F16 or F32 tensor (N, L, D), got %s with %d dimensions", path,
+  if ((fe->dtype != OE_ST_F16 && fe->dtype != OE_ST_F32) || fe->ndim != 2) {
+    rc = fail(e, OE_EIO, "%s: '%s' must be a 2-dimensional F16 or F32 tensor (T, D), got %s with %d dimensions", path,
               feats_name, oe_st_dtype_name(fe->dtype), fe->ndim);
     goto out;
   }
   m->f16 = fe->dtype == OE_ST_F16;
-  m->n = fe->shape[0];
-  m->L = fe->shape[1];
-  m->D = fe->shape[2];
-  if (m->n < 1 || m->L < 1 || m->D < 1) {
-    rc = fail(e, OE_EIO, "%s: '%s' has an empty shape (%lld, %lld, %lld)", path, feats_name, (long long)m->n,
-              (long long)m->L, (long long)m->D);
+  m->T = fe->shape[0];
+  m->D = fe->shape[1];
+  if ((le->dtype != OE_ST_I32 && le->dtype != OE_ST_I64) || le->ndim != 1 || le->shape[0] < 1) {
+    rc = fail(e, OE_EIO, "%s: '%s' must be a non-empty I32 or I64 vector", path, lengths_name);
     goto out;
   }
-  if ((le->dtype != OE_ST_I32 && le->dtype != OE_ST_I64) || le->ndim != 1 || le->shape[0] != m->n) {
-    rc = fail(e, OE_EIO, "%s: '%s' must be an I32 or I64 vector of %lld lengths", path, lengths_name, (long long)m->n);
+  m->n = le->shape[0];
+  if (m->T < 1 || m->D < 1) {
+    rc = fail(e, OE_EIO, "%s: '%s' has an empty shape (%lld, %lld)", path, feats_name, (long long)m->T, (long long)m->D);
     goto out;
   }
   m->feats_off = m->st.data_start + fe->begin;
-  /* oe_st_open checked that end - begin = N*L*D*element size and end <= data_size */
+  /* oe_st_open checked that end - begin = T*D*element size and end <= data_size */
   m->lengths = malloc((size_t)m->n * sizeof *m->lengths);
-  if (!m->lengths) { rc = fail(e, OE_ENOMEM, "%s: out of memory for %lld lengths", path, (long long)m->n); goto out; }
+  m->offsets = malloc((size_t)m->n * sizeof *m->offsets);
+  if (!m->lengths || !m->offsets) { rc = fail(e, OE_ENOMEM, "%s: out of memory for %lld lengths", path, (long long)m->n); goto out; }
   {
     oe_tensor lt;
     memset(&lt, 0, sizeof lt);
     rc = oe_st_read(&m->st, (size_t)li, &lt, e);
     if (rc != OE_OK) goto out;
+    int64_t pos = 0;
     for (int64_t i = 0; i < m->n; i++) {
       int64_t v = lt.dtype == OE_I64 ? ((const int64_t *)oe_data(&lt))[i] : ((const int32_t *)oe_data(&lt))[i];
-      if (v < 1 || v > m->L) {
+      if (v < 1 || v > m->T - pos) {
         oe_tensor_release(&lt);
-        rc = fail(e, OE_EIO, "%s: length %lld of row %lld is outside 1..%lld", path, (long long)v, (long long)i,
-                  (long long)m->L);
+        rc = fail(e, OE_EIO, "%s: length %lld of item %lld is outside 1..%lld (the positions left in '%s')", path,
+                  (long long)v, (long long)i, (long long)(m->T - pos), feats_name);
         goto out;
       }
       m->lengths[i] = v;
+      m->offsets[i] = pos;
+      pos += v;
+      if (v > m->Lmax) m->Lmax = v;
     }
     oe_tensor_release(&lt);
+    if (pos != m->T) {
+      rc = fail(e, OE_EIO, "%s: the lengths add up to %lld positions, '%s' has %lld", path, (long long)pos, feats_name,
+                (long long)m->T);
+      goto out;
+    }
   }
   if (use_mmap) {
     if (m->st.file_size > (uint64_t)SIZE_MAX) { rc = fail(e, OE_EIO, "%s: file too large to map", path); goto out; }
@@ -139,12 +149,12 @@ int oe_featmap_check(const oe_featmap *m, oe_err *e) {
 }
 
 int oe_featmap_copy_row(const oe_featmap *m, int64_t row, int64_t len, float *dst, oe_err *e) {
-  if (row < 0 || row >= m->n || len < 0 || len > m->L)
-    return fail(e, OE_EINVAL, "%s: row %lld / length %lld outside the shard (%lld rows of %lld)", m->st.path,
-                (long long)row, (long long)len, (long long)m->n, (long long)m->L);
+  if (row < 0 || row >= m->n || len < 0 || len > m->lengths[row])
+    return fail(e, OE_EINVAL, "%s: item %lld / length %lld outside the shard (%lld items)", m->st.path, (long long)row,
+                (long long)len, (long long)m->n);
   size_t es = m->f16 ? 2 : 4;
   size_t cnt = (size_t)len * (size_t)m->D;
-  uint64_t off = m->feats_off + (uint64_t)row * (uint64_t)m->L * (uint64_t)m->D * es;
+  uint64_t off = m->feats_off + (uint64_t)m->offsets[row] * (uint64_t)m->D * es;
   if (m->map) {
     const unsigned char *src = m->map + off;
     if (m->f16) oe_f16_to_f32_n((const uint16_t *)(const void *)src, dst, cnt);

@@ -1,10 +1,12 @@
-/* mmap_features.h: read rows of a feature-cache shard (a safetensors file
- * holding feats (N, L, D) F16 or F32 and lengths (N) I32/I64) without
- * loading the whole file.
+/* mmap_features.h: read rows of a feature-cache shard without loading the
+ * whole file. A shard is a safetensors file holding the rows of N items
+ * back to back, ragged (no padding): feats (T, D) F16 or F32 with
+ * T = sum of the lengths, and lengths (N) I32/I64; item i occupies
+ * positions offsets[i] .. offsets[i] + lengths[i] - 1.
  *
  * The shard is opened with oe_st_open, so the whole header is validated
  * (offsets inside the file, sizes consistent) before any data is touched;
- * the lengths are read and checked against 1..L. Rows are then read either
+ * the lengths are read, checked (each >= 1) and must sum to T. Rows are then read either
  * from a read-only shared mapping of the file (use_mmap = 1) or with pread
  * (use_mmap = 0). Both go through the page cache; a mapping avoids a copy and
  * a system call per row, pread never faults. Before every batch the caller
@@ -27,9 +29,10 @@ typedef struct {
   const unsigned char *map;   /* whole file, or NULL (pread mode) */
   size_t map_len;
   int f16;                    /* feats stored as F16, else F32 */
-  int64_t n, L, D;
+  int64_t n, T, D, Lmax;      /* items, positions, dim, longest item */
   uint64_t feats_off;         /* absolute byte offset of feats' data */
-  int64_t *lengths;           /* n lengths, each in 1..L */
+  int64_t *lengths;           /* n lengths, each >= 1 */
+  int64_t *offsets;           /* n starting positions */
 } oe_featmap;
 
 /* Open path; feats_name / lengths_name are the tensor names. On failure
@@ -39,7 +42,7 @@ int oe_featmap_open(oe_featmap *m, const char *path, const char *feats_name, con
 void oe_featmap_close(oe_featmap *m);
 /* The file still has the size it had at open. */
 int oe_featmap_check(const oe_featmap *m, oe_err *e);
-/* Copy the first len positions of row (0-based) into dst (len * D floats).
+/* Copy the first len (<= lengths[row]) positions of item row (0-based) into dst (len * D floats).
  * Thread-safe for concurrent calls on the same map. */
 int oe_featmap_copy_row(const oe_featmap *m, int64_t row, int64_t len, float *dst, oe_err *e);
 

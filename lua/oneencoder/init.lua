@@ -105,4 +105,6 @@ oe.eval = require "oneencoder.eval"
 oe.image = require "oneencoder.image"
 oe.audio = require "oneencoder.audio"
 oe.video = require "oneencoder.video"
+oe.cache = require "oneencoder.cache"
+oe.checkpoint = require "oneencoder.checkpoint"
 return oe

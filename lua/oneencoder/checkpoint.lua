@@ -1,0 +1,3 @@
+-- checkpoint.lua: model checkpoints (being written)
+local M = {}
+return M
