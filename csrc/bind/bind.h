@@ -38,4 +38,5 @@ void oe_bind_audio(lua_State *L);       /* bind/audio.c */
 void oe_bind_video(lua_State *L);       /* bind/video.c */
 void oe_bind_eval(lua_State *L);
 void oe_bind_cache(lua_State *L);       /* bind/cache.c */
+void oe_bind_encoders(lua_State *L);    /* bind/encoders.c */
 #endif

@@ -13,5 +13,6 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_video(L);
   oe_bind_eval(L);
   oe_bind_cache(L);
+  oe_bind_encoders(L);
   return 1;
 }

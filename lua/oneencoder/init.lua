@@ -107,4 +107,5 @@ oe.audio = require "oneencoder.audio"
 oe.video = require "oneencoder.video"
 oe.cache = require "oneencoder.cache"
 oe.checkpoint = require "oneencoder.checkpoint"
+oe.encoders = require "oneencoder.encoders"
 return oe
