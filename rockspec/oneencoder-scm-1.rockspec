@@ -29,6 +29,7 @@ external_dependencies = {
   AVUTIL = { library = "avutil" },
   SWSCALE = { library = "swscale" },
   SWRESAMPLE = { library = "swresample" },
+  FFTW = { library = "fftw3f" },
 }
 build = {
   type = "make",

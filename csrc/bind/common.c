@@ -20,17 +20,17 @@ oe_tensor *oe_lua_push_empty(lua_State *L) {
 }
 
 /* The Lua GC does not see the bytes behind a tensor, so garbage tensors could
- * pile up between its cycles. When more than max(32 MB, live bytes after the
+ * pile up between its cycles. When more than max(8 MB, live bytes after the
  * last cycle / 8) has been allocated since, a full cycle runs first. */
 static void gc_pressure(lua_State *L) {
-  static size_t threshold = (size_t)32 << 20;
+  static size_t threshold = (size_t)8 << 20;
   oe_memstats m;
   oe_memory_stats(&m);
   if (m.since_collect < threshold) return;
   lua_gc(L, LUA_GCCOLLECT);
   oe_memory_collected();
   oe_memory_stats(&m);
-  threshold = m.live_bytes / 8 > ((size_t)32 << 20) ? m.live_bytes / 8 : ((size_t)32 << 20);
+  threshold = m.live_bytes / 8 > ((size_t)8 << 20) ? m.live_bytes / 8 : ((size_t)8 << 20);
 }
 
 static oe_tensor *push_alloc(lua_State *L, const char *fn, oe_dtype dt, int ndim, const int64_t *shape, int zero) {
