@@ -6,7 +6,7 @@
  *   core.enc_tokenize(text[, max]) -> {tokens}, count
  *   core.enc_word_vector(word, seed, D, ng_min, ng_max) -> (D)
  *   core.enc_words(texts, opts) -> (B, L, D), lengths
- *   core.enc_stack_frames(mel (B, M, F), frames, k, normalize) -> (B, Lt, k*M), lengths
+ *   core.enc_stack_frames({mel (M, F_b)}, k, normalize) -> (B, max ceil(F_b/k), k*M), lengths
  * Every argument is checked before use; wrong arguments raise naming the function. */
 #include "bind.h"
 #include "../ops/encoders.h"
@@ -303,29 +303,42 @@ static int l_words(lua_State *L) {
   return 2;
 }
 
+/* core.enc_stack_frames({mel (M, F_b) ...}, k, normalize) -> (B, Lt, k*M), lengths */
 static int l_stack_frames(lua_State *L) {
   const char *fn = "encoders.stack_frames";
-  oe_tensor *mel = oe_lua_check(L, 1, fn, "mel");
-  oe_lua_check_dtype(L, mel, OE_F32, fn, "mel");
+  if (lua_type(L, 1) != LUA_TTABLE) oe_lua_fail(L, fn, "expected a list of (n_mels, frames) tensors, got %s", luaL_typename(L, 1));
+  int64_t B = (int64_t)luaL_len(L, 1);
+  if (B < 1) oe_lua_fail(L, fn, "empty batch (no log-mel tensors)");
+  int64_t k = check_int(L, 2, fn, "k", 1, 1 << 16);
+  int normalize = lua_toboolean(L, 3);
+  luaL_checkstack(L, 8, fn);
+  const oe_tensor **mel = scratch(L, fn, (size_t)B * sizeof(oe_tensor *));
+  int64_t M = 0, Lt = 1;
   char buf[128];
-  if (mel->ndim != 3) oe_lua_fail(L, fn, "mel must be (B, n_mels, frames), got %s", oe_lua_shape_str(mel, buf, sizeof buf));
-  int64_t B = mel->shape[0], M = mel->shape[1], F = mel->shape[2];
-  if (B < 1 || M < 1 || F < 1) oe_lua_fail(L, fn, "mel %s is empty", oe_lua_shape_str(mel, buf, sizeof buf));
-  int64_t *frames = int_list(L, 2, B, fn, "frames", 1, F);
-  int64_t k = check_int(L, 3, fn, "k", 1, 1 << 16);
-  int normalize = lua_toboolean(L, 4);
-  int64_t Lt = 1;
   for (int64_t b = 0; b < B; b++) {
-    int64_t n = (frames[b] + k - 1) / k;
+    lua_geti(L, 1, b + 1);
+    oe_tensor *t = luaL_testudata(L, -1, OE_TENSOR_MT);
+    if (!t || !t->storage) oe_lua_fail(L, fn, "item %lld is not a tensor", (long long)b + 1);
+    if (t->dtype != OE_F32 || t->ndim != 2 || t->shape[0] < 1 || t->shape[1] < 1)
+      oe_lua_fail(L, fn, "item %lld must be a non-empty float32 (n_mels, frames) tensor, got %s %s", (long long)b + 1,
+                  oe_dtype_name(t->dtype), oe_lua_shape_str(t, buf, sizeof buf));
+    if (b == 0) M = t->shape[0];
+    else if (t->shape[0] != M) oe_lua_fail(L, fn, "item %lld has %lld mel bands, item 1 has %lld", (long long)b + 1, (long long)t->shape[0], (long long)M);
+    mel[b] = t;  /* kept alive by the list at index 1 */
+    lua_pop(L, 1);
+    int64_t n = (t->shape[1] + k - 1) / k;
     if (n > Lt) Lt = n;
   }
   if (k * M > MAX_DIM) oe_lua_fail(L, fn, "token size %lld x %lld is too large", (long long)k, (long long)M);
   int64_t shape[3] = {B, Lt, k * M};
   oe_tensor *out = oe_lua_push_uninit(L, fn, OE_F32, 3, shape);
-  oe_enc_stack_frames(oe_f32(mel), B, M, F, frames, k, normalize, oe_f32(out), Lt);
+  float *o = oe_f32(out);
+#pragma omp parallel for schedule(dynamic, 1) if (B * Lt * k * M >= 65536)
+  for (int64_t b = 0; b < B; b++)
+    oe_enc_stack_clip(oe_f32(mel[b]), M, mel[b]->shape[1], mel[b]->shape[1], k, normalize, o + b * Lt * k * M, Lt);
   lua_createtable(L, (int)B, 0);
   for (int64_t b = 0; b < B; b++) {
-    lua_pushinteger(L, (frames[b] + k - 1) / k);
+    lua_pushinteger(L, (mel[b]->shape[1] + k - 1) / k);
     lua_rawseti(L, -2, b + 1);
   }
   return 2;

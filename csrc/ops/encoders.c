@@ -272,29 +272,22 @@ void oe_enc_word_vector(const char *w, size_t n, uint64_t seed, int ng_min, int 
 }
 
 /* ---- audio ---- */
-void oe_enc_stack_frames(const float *mel, int64_t B, int64_t M, int64_t F, const int64_t *frames, int64_t k, int normalize,
-                         float *out, int64_t Lt) {
+void oe_enc_stack_clip(const float *x, int64_t M, int64_t F, int64_t ldx, int64_t k, int normalize, float *out, int64_t Lt) {
   int64_t Dt = k * M;
-#pragma omp parallel for schedule(static) if (B * Lt * Dt >= PAR_MIN)
-  for (int64_t b = 0; b < B; b++) {
-    const float *x = mel + b * M * F;
-    int64_t nf = frames[b] < F ? frames[b] : F;
-    double mean = 0, inv = 1;
-    if (normalize && nf > 0) {
-      double s = 0, ss = 0;
-      for (int64_t m = 0; m < M; m++)
-        for (int64_t f = 0; f < nf; f++) s += x[m * F + f];
-      mean = s / (double)(M * nf);
-      for (int64_t m = 0; m < M; m++)
-        for (int64_t f = 0; f < nf; f++) { double d = x[m * F + f] - mean; ss += d * d; }
-      double sd = sqrt(ss / (double)(M * nf));
-      inv = 1.0 / (sd > 1e-5 ? sd : 1e-5);
-    }
-    float *o = out + b * Lt * Dt;
-    memset(o, 0, (size_t)(Lt * Dt) * sizeof(float));
-    for (int64_t f = 0; f < nf; f++) {
-      float *dst = o + (f / k) * Dt + (f % k) * M;
-      for (int64_t m = 0; m < M; m++) dst[m] = normalize ? (float)((x[m * F + f] - mean) * inv) : x[m * F + f];
-    }
+  double mean = 0, inv = 1;
+  if (normalize) {
+    double s = 0, ss = 0;
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t f = 0; f < F; f++) s += x[m * ldx + f];
+    mean = s / (double)(M * F);
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t f = 0; f < F; f++) { double d = x[m * ldx + f] - mean; ss += d * d; }
+    double sd = sqrt(ss / (double)(M * F));
+    inv = 1.0 / (sd > 1e-5 ? sd : 1e-5);
+  }
+  memset(out, 0, (size_t)(Lt * Dt) * sizeof(float));
+  for (int64_t f = 0; f < F; f++) {
+    float *dst = out + (f / k) * Dt + (f % k) * M;
+    for (int64_t m = 0; m < M; m++) dst[m] = normalize ? (float)((x[m * ldx + f] - mean) * inv) : x[m * ldx + f];
   }
 }

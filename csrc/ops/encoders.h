@@ -60,11 +60,10 @@ uint64_t oe_enc_word_key(const char *w, size_t n, uint64_t seed);
 void oe_enc_word_vector(const char *w, size_t n, uint64_t seed, int ng_min, int ng_max, float *out, int64_t D);
 
 /* ---- audio ---- */
-/* mel (B, M, F) with frames[b] true frames -> out (B, Lt, k*M): token t of clip b
- * is frames t*k .. t*k+k-1 one after another (frame-major, M values each);
- * frames at or past frames[b] and rows past ceil(frames[b]/k) are 0. With
- * normalize, each clip is first standardised by the mean and the (population)
- * standard deviation of its true frames (std floored at 1e-5). */
-void oe_enc_stack_frames(const float *mel, int64_t B, int64_t M, int64_t F, const int64_t *frames, int64_t k, int normalize,
-                         float *out, int64_t Lt);
+/* One clip: x (M, F) log-mel (row stride ldx >= F) -> out (Lt, k*M), Lt >= ceil(F/k):
+ * token t is frames t*k .. t*k+k-1 one after another (frame-major, M values each);
+ * frames past F and rows past ceil(F/k) are 0. With normalize, the clip is first
+ * standardised by the mean and the (population) standard deviation of its values
+ * (std floored at 1e-5). */
+void oe_enc_stack_clip(const float *x, int64_t M, int64_t F, int64_t ldx, int64_t k, int normalize, float *out, int64_t Lt);
 #endif

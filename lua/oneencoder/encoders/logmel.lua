@@ -6,15 +6,16 @@
 -- default), or a float32 (B, T) tensor (every clip then has T samples). The loader reads
 -- files with oneencoder.audio.load (mixed to mono, resampled to rate, trimmed to
 -- max_seconds).
--- Frames: oneencoder.audio.log_mel_batch with `mel` (its options: n_fft 400, hop 160,
--- n_mels 80, ..., see oneencoder.audio; `n_mels` may also be given here); clips are
--- zero-padded to the longest in the batch there, and clip b keeps only its own
--- frames[b] frames (the number it has on its own).
+-- Frames: oneencoder.audio.log_mel of each clip on its own (no padding between clips, so
+-- a clip's tokens do not depend on its batch) with `mel` (its options: n_fft 400, hop 160,
+-- n_mels 80, ..., see oneencoder.audio; `n_mels` may also be given here): a clip of T
+-- samples has frames = 1 + T // hop (centred frames).
 -- normalize = "clip" (default): each clip standardised by the mean and standard
 -- deviation of its own log-mel values over its true frames; false: raw log-mel.
 -- stack = k: k consecutive frames per token, concatenated frame after frame
 -- (token t = frames tk .. tk+k-1, M values each; D = k * n_mels); lengths are
--- ceil(frames[b] / k); frames past a clip's end are 0, in a partial last token too.
+-- ceil(frames / k); frames past a clip's end are 0, in a partial last token too, and so
+-- are the rows past a clip's length.
 -- proj = D: the stacked tokens times a fixed (k * n_mels, D) matrix of N(0, 1) / sqrt(fan-in)
 -- draws from the seed. Padding rows stay 0.
 -- Defaults: rate 16000, mel {} (n_mels 80), stack 1, normalize "clip", proj none, seed 0,
@@ -80,6 +81,38 @@ function Logmel:check(item)
   return true
 end
 
+-- log_mels(list or (B, T) tensor) -> {(n_mels, frames_b)}: each clip on its own (clips of
+-- equal length share one log_mel_batch call), so a clip's tokens never depend on the
+-- other clips of its batch
+function Logmel:log_mels(list)
+  local audio = require "oneencoder.audio"
+  local mels = {}
+  if core.is_tensor(list) then
+    local m = audio.log_mel_batch(list, self.rate, self.mel)
+    for b = 1, core.shape(m)[1] do mels[b] = core.select(m, 1, b) end
+    return mels
+  end
+  local groups, order = {}, {}
+  for i, w in ipairs(list) do
+    local n = core.shape(w)[1]
+    if not groups[n] then groups[n] = {}; order[#order + 1] = n end
+    local g = groups[n]
+    g[#g + 1] = i
+  end
+  for _, n in ipairs(order) do
+    local g = groups[n]
+    if #g == 1 then
+      mels[g[1]] = audio.log_mel(list[g[1]], self.rate, self.mel)
+    else
+      local ws = {}
+      for j, i in ipairs(g) do ws[j] = list[i] end
+      local m = audio.log_mel_batch(ws, self.rate, self.mel)
+      for j, i in ipairs(g) do mels[i] = core.select(m, 1, j) end
+    end
+  end
+  return mels
+end
+
 function Logmel:encode(batch)
   local list
   if core.is_tensor(batch) then
@@ -99,8 +132,8 @@ function Logmel:encode(batch)
     end
     list = batch
   end
-  local mel, frames = require("oneencoder.audio").log_mel_batch(list, self.rate, self.mel)
-  local tok, lengths = core.enc_stack_frames(mel, frames, self.stack, self.normalize)
+  local mels = self:log_mels(list)
+  local tok, lengths = core.enc_stack_frames(mels, self.stack, self.normalize)
   if self.proj_weight then tok = C.project(tok, self.proj_weight) end
   return tok, lengths
 end
