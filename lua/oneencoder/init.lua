@@ -100,6 +100,7 @@ oe.data = require "oneencoder.data"
 oe.model = require "oneencoder.model"
 oe.OneEncoder = oe.model.OneEncoder
 oe.train = require "oneencoder.train"
+oe.report = require "oneencoder.report"
 local S = require "oneencoder.serialize"; oe.save, oe.load, oe.load_header = S.save, S.load, S.header
 oe.eval = require "oneencoder.eval"
 oe.image = require "oneencoder.image"
