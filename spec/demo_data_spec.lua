@@ -446,6 +446,12 @@ describe("video clips", function()
     assert.equals(63, raw:byte(3))   -- grey: R = G = B
     -- edge middle: one axis blended: 200 * 0.5625 = 112.5 -> 113
     assert.equals(113, raw:byte((32 * 64) * 3 + 1))
+    -- colour (H, W, 3): 2x2 of (10, 20, 30) on 8x8; corner source (-0.375, -0.375): weight 0.625^2
+    local rgb = core.from_bytes(string.rep("\10\20\30", 4), "uint8", { 2, 2, 3 })
+    raw = data.render_clip(rgb, "still", { frames = 1, size = 8 })
+    assert.equals(8 * 8 * 3, #raw)
+    assert.same({ 10, 20, 30 }, { raw:byte((4 * 8 + 4) * 3 + 1, (4 * 8 + 4) * 3 + 3) })
+    assert.same({ 4, 8, 12 }, { raw:byte(1, 3) })   -- 3.91, 7.81, 11.72
   end)
   it("moves, zooms and rotates as named", function()
     local img = square()

@@ -115,9 +115,12 @@ local function write_file(path, s)
   if not ok then fail("cannot rename %s to %s: %s", tmp, path, e2) end
 end
 
+local made = {}   -- folders this process created or saw (saves a process per file)
 local function mkdir(dir)
+  if made[dir] then return end
   local ok, out = run("mkdir -p " .. q(dir))
   if not ok then fail("cannot create the folder %s: %s", dir, out) end
+  made[dir] = true
 end
 
 local function is_dir(path)
@@ -128,6 +131,9 @@ end
 local function rm_rf(path)
   assert(path ~= "" and path ~= "/" and not path:match("^%.?/?$"), "refusing to remove " .. path)
   run("rm -rf " .. q(path))
+  for d in pairs(made) do
+    if d == path or d:sub(1, #path + 1) == path .. "/" then made[d] = nil end
+  end
 end
 
 local function tmpdir()
@@ -624,86 +630,103 @@ end
 
 
 -- speak_batch(items, opts) -> paths. items: { {text, voice[, path]}, ... }. Synthesises only what
--- is not cached (espeak-ng or FFmpeg's flite), opts.workers processes at a time (2), and keeps
--- 16 kHz mono 16-bit WAV. opts.root, opts.progress.
+-- is not cached (espeak-ng, or FFmpeg's flite), opts.workers synthesiser processes at a time
+-- (default 4: espeak-ng waits on its own thread, so more processes than cores pay), and
+-- resamples each result to 16 kHz mono 16-bit WAV in this process while the others run.
+-- opts.root, opts.progress.
 function D.speak_batch(items, opts)
   opts = opts or {}
-  local workers = opts.workers or 2
-  local paths, todo = {}, { espeak = {}, flite = {} }
+  local workers = opts.workers or 4
+  local paths, todo = {}, {}
+  local n_espeak, n_flite = 0, 0
   for i, it in ipairs(items) do
     if type(it.text) ~= "string" or not it.text:match("%S") then error("speak: empty text for item " .. i, 2) end
     local v = D.parse_voice(it.voice)
     local p = it.path or D.speech_path(it.text, it.voice, opts)
     paths[i] = p
     if not wav_ok(p) then
-      local list = todo[v.engine]
-      list[#list + 1] = { text = it.text, v = v, path = p }
+      todo[#todo + 1] = { text = it.text, v = v, path = p }
+      if v.engine == "espeak" then n_espeak = n_espeak + 1 else n_flite = n_flite + 1 end
     end
   end
-  local n = #todo.espeak + #todo.flite
+  local n = #todo
   if n == 0 then return paths end
   local tmp = tmpdir()
-  local jobs = {}
-  local all = {}
-  for _, it in ipairs(todo.espeak) do all[#all + 1] = it end
-  for _, it in ipairs(todo.flite) do all[#all + 1] = it end
-  for k, it in ipairs(all) do
+  for k, it in ipairs(todo) do
     it.tmp = string.format("%s/%d.wav", tmp, k)
     it.txt = string.format("%s/%d.txt", tmp, k)
     write_file(it.txt, it.text)
   end
-  -- espeak-ng: one process per utterance, spread over the workers' scripts
+  -- one script per worker; each line reports "<exit status> <item numbers>" when done
   local scripts = {}
   for w = 1, workers do scripts[w] = {} end
-  for k, it in ipairs(todo.espeak) do
-    local v = it.v
-    local s = scripts[(k - 1) % workers + 1]
-    s[#s + 1] = string.format("espeak-ng -v %s -s %d -p %d -w %s -f %s 2>>%s/err || echo %s >> %s/fail",
-      q(v.voice), v.speed, v.pitch, q(it.tmp), q(it.txt), q(tmp), q(it.tmp), q(tmp))
+  local w = 0
+  local function add(line)
+    w = w % workers + 1
+    table.insert(scripts[w], line)
   end
-  -- flite (FFmpeg lavfi): several utterances per ffmpeg process
-  local chunk = 12
-  local fl = todo.flite
-  local c = 0
-  for s0 = 1, #fl, chunk do
-    local ins, outs = {}, {}
-    for k = s0, math.min(#fl, s0 + chunk - 1) do
-      local it = fl[k]
-      ins[#ins + 1] = "-f lavfi -i " .. q(string.format("flite=textfile=%s:voice=%s", it.txt, it.v.voice))
-      outs[#outs + 1] = string.format("-map %d:a -ar 16000 -ac 1 -c:a pcm_s16le %s", k - s0, q(it.tmp))
+  local flite = {}
+  for k, it in ipairs(todo) do
+    local v = it.v
+    if v.engine == "espeak" then
+      add(string.format("espeak-ng -v %s -s %d -p %d -w %s -f %s 2>>%s/err%d; echo \"$? %d\"",
+        q(v.voice), v.speed, v.pitch, q(it.tmp), q(it.txt), q(tmp), k, k))
+    else
+      flite[#flite + 1] = k
     end
-    c = c + 1
-    local s = scripts[(c - 1) % workers + 1]
-    s[#s + 1] = string.format("ffmpeg -nostdin -hide_banner -loglevel error -y %s %s 2>>%s/err || echo flite >> %s/fail",
-      table.concat(ins, " "), table.concat(outs, " "), q(tmp), q(tmp))
+  end
+  local chunk = 12
+  for s0 = 1, #flite, chunk do
+    local ins, outs, ks = {}, {}, {}
+    for j = s0, math.min(#flite, s0 + chunk - 1) do
+      local it = todo[flite[j]]
+      ins[#ins + 1] = "-f lavfi -i " .. q(string.format("flite=textfile=%s:voice=%s", it.txt, it.v.voice))
+      outs[#outs + 1] = string.format("-map %d:a -ar 16000 -ac 1 -c:a pcm_s16le %s", j - s0, q(it.tmp))
+      ks[#ks + 1] = flite[j]
+    end
+    add(string.format("ffmpeg -nostdin -hide_banner -loglevel error -y %s %s 2>>%s/err%d; echo \"$? %s\"",
+      table.concat(ins, " "), table.concat(outs, " "), q(tmp), ks[1], table.concat(ks, " ")))
   end
   local cmds = {}
-  for w = 1, workers do
-    if #scripts[w] > 0 then
-      local sf = string.format("%s/w%d.sh", tmp, w)
-      write_file(sf, table.concat(scripts[w], "\n") .. "\n")
+  for i = 1, workers do
+    if #scripts[i] > 0 then
+      local sf = string.format("%s/w%d.sh", tmp, i)
+      write_file(sf, table.concat(scripts[i], "\n") .. "\n")
       cmds[#cmds + 1] = "sh " .. q(sf) .. " &"
     end
   end
-  say(opts, "  synthesising %d utterances (%d espeak-ng, %d flite) with %d workers", n, #todo.espeak, #fl, workers)
+  say(opts, "  synthesising %d utterances (%d espeak-ng, %d flite) with %d processes", n, n_espeak, n_flite, #cmds)
   local t0 = now()
-  run(table.concat(cmds, " ") .. " wait")
-  local errs = (read_file(tmp .. "/err") or ""):gsub("%s+$", "")
-  local tick = counter(opts, "speech converted", n)
-  for k, it in ipairs(all) do
-    local wav, rate = audio.load(it.tmp, { rate = 16000, mono = true })
-    if not wav or core.numel(wav) == 0 then
-      rm_rf(tmp)
-      fail("speech synthesis failed for voice %s, text %q (%s)%s", it.v.id, it.text, tostring(rate or "empty audio"),
-           errs ~= "" and ("\nsynthesiser said: " .. errs) or "")
+  local p = io.popen("(" .. table.concat(cmds, " ") .. " wait) 2>&1", "r")
+  local tick = counter(opts, "speech", n)
+  local done, failed = 0, nil
+  for line in p:lines() do
+    local rc, ks = line:match("^(%d+) ([%d ]+)$")
+    if rc and not failed then
+      for k in ks:gmatch("%d+") do
+        local it = todo[tonumber(k)]
+        local wav, rate = nil, nil
+        if rc == "0" then wav, rate = audio.load(it.tmp, { rate = 16000, mono = true }) end
+        if not wav or core.numel(wav) == 0 then
+          local said = (read_file(string.format("%s/err%s", tmp, ks:match("%d+"))) or ""):gsub("%s+$", "")
+          failed = string.format("speech synthesis failed for voice %s, text %q (%s)%s", it.v.id, it.text,
+            rc ~= "0" and ("exit status " .. rc) or tostring(rate or "empty audio"),
+            said ~= "" and ("\nsynthesiser said: " .. said) or "")
+          break
+        end
+        mkdir(it.path:match("^(.*)/[^/]+$"))
+        local ok, err = audio.save_wav(wav, 16000, it.path)
+        if not ok then failed = string.format("cannot write %s: %s", it.path, err); break end
+        D.stats.synthesised = D.stats.synthesised + 1
+        done = done + 1
+        tick(done)
+      end
     end
-    mkdir(it.path:match("^(.*)/[^/]+$"))
-    local ok, err = audio.save_wav(wav, 16000, it.path)
-    if not ok then rm_rf(tmp); fail("cannot write %s: %s", it.path, err) end
-    D.stats.synthesised = D.stats.synthesised + 1
-    tick(k)
   end
+  p:close()
   rm_rf(tmp)
+  if failed then fail("%s", failed) end
+  if done ~= n then fail("speech synthesis: %d of %d utterances came back (a synthesiser process died)", done, n) end
   say(opts, "  speech: %d utterances in %.1f s", n, now() - t0)
   return paths
 end
@@ -757,6 +780,8 @@ function D.render_clip(img, motion, opts)
   for v = 0, 255 do chars[v] = C == 1 and string.char(v, v, v) or string.char(v) end
   local frames = {}
   local W2 = W + 2
+  local pl1 = planes[1]
+  local black = C == 1 and chars[0] or string.rep(chars[0], 3)
   local floor = math.floor
   for f = 0, F - 1 do
     local t = F > 1 and f / (F - 1) or 0
@@ -776,21 +801,27 @@ function D.render_clip(img, motion, opts)
         local sx = (ca * ux + sa * uy + 1) * kx - 0.5
         local sy = (-sa * ux + ca * uy + 1) * ky - 0.5
         local x0, y0 = floor(sx), floor(sy)
-        local px = {}
+        o = o + 1
         if x0 < -1 or y0 < -1 or x0 >= W or y0 >= H then
-          for c = 1, C do px[c] = 0 end
+          out[o] = black
         else
           local fx, fy = sx - x0, sy - y0
           local i = (y0 + 1) * W2 + x0 + 2
-          for c = 1, C do
-            local pl = planes[c]
-            local top = pl[i] + (pl[i + 1] - pl[i]) * fx
-            local bot = pl[i + W2] + (pl[i + W2 + 1] - pl[i + W2]) * fx
-            px[c] = floor(top + (bot - top) * fy + 0.5)
+          if C == 1 then
+            local a, b, c, d = pl1[i], pl1[i + 1], pl1[i + W2], pl1[i + W2 + 1]
+            local top = a + (b - a) * fx
+            out[o] = chars[floor(top + (c + (d - c) * fx - top) * fy + 0.5)]
+          else
+            local rgb = {}
+            for ch = 1, 3 do
+              local pl = planes[ch]
+              local top = pl[i] + (pl[i + 1] - pl[i]) * fx
+              local bot = pl[i + W2] + (pl[i + W2 + 1] - pl[i + W2]) * fx
+              rgb[ch] = chars[floor(top + (bot - top) * fy + 0.5)]
+            end
+            out[o] = rgb[1] .. rgb[2] .. rgb[3]
           end
         end
-        o = o + 1
-        if C == 1 then out[o] = chars[px[1]] else out[o] = chars[px[1]] .. chars[px[2]] .. chars[px[3]] end
       end
     end
     frames[f + 1] = table.concat(out)
