@@ -270,6 +270,9 @@ function Cache:_flush(pending)
   end
   self.D = self.D or rec.D
   self.stats.shards_written = self.stats.shards_written + 1
+  -- internal copies: free them now rather than when the GC gets to them
+  if feats ~= rows[1] then core.release(feats) end
+  for _, r in ipairs(rows) do core.release(r) end
 end
 
 -- remove shards without a live row (superseded or bad) and files no manifest names
@@ -497,10 +500,17 @@ function CachedSet:_shard_in_memory(rec)
   hit = { feats = t.feats, offsets = offs }
   self.lru[rec.file] = hit
   table.insert(order, rec.file)
-  while #order > self.cache.lru_shards do
-    self.lru[table.remove(order, 1)] = nil
-  end
   return hit
+end
+
+-- drop the least recently used shards beyond lru_shards (after a batch was gathered)
+function CachedSet:_evict()
+  local order = self.lru_order
+  while #order > self.cache.lru_shards do
+    local f = table.remove(order, 1)
+    core.release(self.lru[f].feats)
+    self.lru[f] = nil
+  end
 end
 
 -- batch(ids): 1-based ids into this set -> features (B, Lmax, D) float32 (zero past each
@@ -522,6 +532,7 @@ function CachedSet:batch(ids)
   end
   if #ids == 0 then error("cache feature set: empty batch", 2) end
   local x, err = core.featmap_gather(srcs, rows, lens)
+  if self.mode == "memory" then self:_evict() end
   if not x then error("cache feature set: " .. err, 2) end
   return x, lens
 end
