@@ -223,7 +223,7 @@ describe("package cache (apt-get download + dpkg -x, SHA256 against apt)", funct
     assert(ok, "dpkg-deb --build failed")
     info = { package = PKG, version = "1.0-1", arch = "all", sha256 = data.sha256(deb),
              size = data.file_size(deb), filename = PKG .. "_1.0-1_all.deb" }
-    table.insert(data.PACKAGES, { name = PKG, min_files = 3, want = { "/oe%-test/.+%.txt$", "/copyright$" } })
+    table.insert(data.PACKAGES, { name = PKG, min_files = 3, prune = true, want = { "/oe%-test/.+%.txt$", "/copyright$" } })
     saved_apt = { show = data.apt.show, download = data.apt.download }
     downloads, served = 0, deb
     data.apt.show = function(pkg) if pkg == PKG then return info end return nil, "E: No packages found" end
@@ -255,6 +255,9 @@ describe("package cache (apt-get download + dpkg -x, SHA256 against apt)", funct
     assert.truthy(stamp:find("sha256 " .. info.sha256, 1, true))
     assert.truthy(stamp:find("800 ./usr/share/oe-test/a.txt", 1, true))
     assert.falsy(stamp:find("ignored.bin", 1, true))
+    -- prune: only the wanted files are kept
+    assert.is_nil(data.file_size(cache .. "/pkgs/" .. PKG .. "/usr/share/oe-test/ignored.bin"))
+    assert.equals(12, data.file_size(cache .. "/pkgs/" .. PKG .. "/usr/share/oe-test/b.txt"))
     r = data.ensure(PKG, { root = cache })
     assert.equals("cached", r.state)
     assert.equals(1, downloads)

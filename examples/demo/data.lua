@@ -60,7 +60,7 @@ D.VIDEO_TEMPLATES = {
 D.PACKAGES = {
   { name = "dataset-fashion-mnist", min_files = 5,
     want = { "^%./usr/share/datasets/fashion%-mnist/[^/]+%-ubyte%.gz$", "/copyright$" } },
-  { name = "python3-sklearn", min_files = 3,
+  { name = "python3-sklearn", min_files = 3, prune = true,
     want = { "/sklearn/datasets/data/digits%.csv%.gz$", "/sklearn/datasets/descr/digits%.rst$",
       "/copyright$" } },
   { name = "asterisk-core-sounds-en-wav", min_files = 500,
@@ -362,8 +362,13 @@ function D.ensure(pkg, opts)
       if out:find("Unable to locate") or out:find("Can't find a source") or out:find("404") then
         hint = "Run as root: apt-get update   (the package lists are stale), then run this again."
       end
+      local errs = {}
+      for line in out:gmatch("[^\n]+") do
+        if line:match("^E:") or line:match("^Err:") then errs[#errs + 1] = line end
+      end
+      if #errs == 0 then errs[1] = (out:gsub("%s+$", "")) end
       fail("apt-get download %s=%s failed in %s:\n%s\n%s", pkg, info.version, debdir,
-           out:gsub("%s+$", ""), hint)
+           table.concat(errs, "\n"), hint)
     end
     local got = D.sha256(deb)
     if got ~= info.sha256 then
@@ -388,6 +393,19 @@ function D.ensure(pkg, opts)
     for _, f in ipairs(files) do lines[#lines + 1] = f[1] .. " " .. f[2] end
     local good, bad = files_ok(tmp, { files = files })
     if not good then rm_rf(tmp); fail("after dpkg -x %s: %s", deb, bad) end
+    if spec.prune then   -- keep only the files used (python3-sklearn: 3 of its ~2,000 files)
+      local kept = tmp .. ".keep"
+      rm_rf(kept)
+      for _, f in ipairs(files) do
+        local rel = f[2]:gsub("^%./", "")
+        mkdir((kept .. "/" .. rel):match("^(.*)/[^/]+$"))
+        local rok, rerr = os.rename(tmp .. "/" .. rel, kept .. "/" .. rel)
+        if not rok then rm_rf(tmp); rm_rf(kept); fail("cannot move %s: %s", rel, rerr) end
+      end
+      rm_rf(tmp)
+      local rok, rerr = os.rename(kept, tmp)
+      if not rok then fail("cannot rename %s to %s: %s", kept, tmp, rerr) end
+    end
     rm_rf(pkgdir)
     local rok, rerr = os.rename(tmp, pkgdir)
     if not rok then fail("cannot rename %s to %s: %s", tmp, pkgdir, rerr) end
