@@ -1,5 +1,6 @@
 /* encoders.c (bind): kernels of the built-in encoders (lua/oneencoder/encoders/).
  *   core.enc_patchify(x (B, C, H, W), P, cls) -> (B, [1 +] (H/P)(W/P), C*P*P)
+ *   core.enc_u8_to_chw(x (B, H, W, cin) uint8, cout, mean, std) -> (B, cout, H, W) float32
  *   core.enc_gaussian(seed, tag, shape, scale) -> float32 tensor of seeded normals
  *   core.enc_pos1d(L, D, scale) -> (L, D); core.enc_pos2d(gh, gw, D, scale) -> (gh*gw, D)
  *   core.enc_add_rows_(t (B, Lt, D), first, pe (N, D), lengths|nil) -> t (in place)
@@ -59,6 +60,33 @@ static int l_patchify(lua_State *L) {
   int64_t shape[3] = {B, Lt, C * P * P};
   oe_tensor *out = oe_lua_push_uninit(L, fn, OE_F32, 3, shape);
   oe_enc_patchify(oe_f32(x), B, C, H, W, P, oe_f32(out), first, cls);
+  return 1;
+}
+
+static int l_u8_to_chw(lua_State *L) {
+  const char *fn = "encoders.u8_to_chw";
+  oe_tensor *x = oe_lua_check(L, 1, fn, "x");
+  oe_lua_check_dtype(L, x, OE_U8, fn, "x");
+  char buf[128];
+  if (x->ndim != 4 || (x->shape[3] != 1 && x->shape[3] != 3))
+    oe_lua_fail(L, fn, "x must be (B, H, W, 1) or (B, H, W, 3), got %s", oe_lua_shape_str(x, buf, sizeof buf));
+  int64_t cout = check_int(L, 2, fn, "cout", 1, 3);
+  if (cout == 2) oe_lua_fail(L, fn, "cout must be 1 or 3");
+  float mean[3], std[3];
+  for (int i = 0; i < 2; i++) {
+    int idx = 3 + i;
+    if (lua_type(L, idx) != LUA_TTABLE) oe_lua_fail(L, fn, "argument '%s' must be a table of %lld numbers", i ? "std" : "mean", (long long)cout);
+    for (int64_t c = 0; c < cout; c++) {
+      lua_geti(L, idx, c + 1);
+      if (lua_type(L, -1) != LUA_TNUMBER) oe_lua_fail(L, fn, "%s[%lld] must be a number", i ? "std" : "mean", (long long)c + 1);
+      (i ? std : mean)[c] = (float)lua_tonumber(L, -1);
+      lua_pop(L, 1);
+      if (i && std[c] == 0.0f) oe_lua_fail(L, fn, "std[%lld] is 0", (long long)c + 1);
+    }
+  }
+  int64_t shape[4] = {x->shape[0], cout, x->shape[1], x->shape[2]};
+  oe_tensor *out = oe_lua_push_uninit(L, fn, OE_F32, 4, shape);
+  oe_enc_u8_to_chw(oe_data(x), x->shape[0], x->shape[1], x->shape[2], x->shape[3], cout, mean, std, oe_f32(out));
   return 1;
 }
 
@@ -287,7 +315,7 @@ static int l_words(lua_State *L) {
     int64_t t = ufirst[u];
     oe_enc_word_vector(bytes + st[t], (size_t)ln[t], seed, (int)mn, (int)mx, U + u * D, D);
   }
-#pragma omp parallel for schedule(static) if (B * Lmax * D >= 65536)
+#pragma omp parallel for schedule(static) if (B * Lmax * D >= (1 << 20))
   for (int64_t b = 0; b < B; b++)
     for (int64_t i = 0; i < len[b]; i++) {
       float *row = o + (b * Lmax + i) * D;
@@ -347,6 +375,7 @@ static int l_stack_frames(lua_State *L) {
 void oe_bind_encoders(lua_State *L) {
   static const luaL_Reg fns[] = {{"enc_patchify", l_patchify},
                                  {"enc_gaussian", l_gaussian},
+                                 {"enc_u8_to_chw", l_u8_to_chw},
                                  {"enc_pos1d", l_pos1d},
                                  {"enc_pos2d", l_pos2d},
                                  {"enc_add_rows_", l_add_rows},

@@ -5,7 +5,8 @@
 #include "../core/rng.h"
 
 #define GOLDEN UINT64_C(0x9e3779b97f4a7c15)
-#define PAR_MIN 65536 /* below this many elements a loop runs on one thread */
+#define PAR_MIN 65536       /* below this many elements a compute-bound loop runs on one thread */
+#define PAR_MIN_COPY 1048576 /* the same for memory-bound loops (copies, adds) */
 
 uint64_t oe_enc_fnv1a64(const void *p, size_t n) {
   const unsigned char *s = p;
@@ -60,7 +61,7 @@ void oe_enc_sincos_add(float *out, double p, int64_t D, float scale) {
 void oe_enc_patchify(const float *x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t P, float *out, int64_t first,
                      int cls) {
   int64_t gh = H / P, gw = W / P, Din = C * P * P, Lt = first + gh * gw;
-#pragma omp parallel for collapse(2) schedule(static) if (B * C * H * W >= PAR_MIN)
+#pragma omp parallel for collapse(2) schedule(static) if (B * C * H * W >= PAR_MIN_COPY)
   for (int64_t b = 0; b < B; b++)
     for (int64_t r = 0; r < gh; r++) {
       const float *img = x + b * C * H * W;
@@ -86,6 +87,33 @@ void oe_enc_patchify(const float *x, int64_t B, int64_t C, int64_t H, int64_t W,
   }
 }
 
+void oe_enc_u8_to_chw(const uint8_t *x, int64_t B, int64_t H, int64_t W, int64_t cin, int64_t cout, const float *mean,
+                      const float *std, float *out) {
+  int64_t HW = H * W;
+  float inv[3], m[3];
+  for (int64_t c = 0; c < cout; c++) { inv[c] = 1.0f / std[c]; m[c] = mean[c]; }
+#pragma omp parallel for schedule(static) if (B * HW * cout >= PAR_MIN_COPY)
+  for (int64_t b = 0; b < B; b++) {
+    const uint8_t *src = x + b * HW * cin;
+    float *dst = out + b * cout * HW;
+    if (cin == cout) {
+      for (int64_t c = 0; c < cout; c++)
+        for (int64_t i = 0; i < HW; i++) dst[c * HW + i] = ((float)src[i * cin + c] / 255.0f - m[c]) * inv[c];
+    } else if (cin == 1) {
+      for (int64_t i = 0; i < HW; i++) {
+        float v = (float)src[i] / 255.0f;
+        for (int64_t c = 0; c < cout; c++) dst[c * HW + i] = (v - m[c]) * inv[c];
+      }
+    } else {
+      for (int64_t i = 0; i < HW; i++) {
+        const uint8_t *p = src + i * 3;
+        float v = (0.299f * (float)p[0] + 0.587f * (float)p[1] + 0.114f * (float)p[2]) / 255.0f;
+        dst[i] = (v - m[0]) * inv[0];
+      }
+    }
+  }
+}
+
 void oe_enc_pos1d_table(float *pe, int64_t L, int64_t D, float scale) {
   memset(pe, 0, (size_t)(L * D) * sizeof(float));
   for (int64_t p = 0; p < L; p++) oe_enc_sincos_add(pe + p * D, (double)p, D, scale);
@@ -102,7 +130,7 @@ void oe_enc_pos2d_table(float *pe, int64_t gh, int64_t gw, int64_t D, float scal
 }
 
 void oe_enc_add_rows(float *t, int64_t B, int64_t Lt, int64_t D, int64_t first, const float *pe, const int64_t *len) {
-#pragma omp parallel for schedule(static) if (B * Lt * D >= PAR_MIN)
+#pragma omp parallel for schedule(static) if (B * Lt * D >= PAR_MIN_COPY)
   for (int64_t b = 0; b < B; b++) {
     int64_t n = len ? len[b] : Lt - first;
     if (n > Lt - first) n = Lt - first;

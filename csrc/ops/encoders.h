@@ -31,6 +31,12 @@ void oe_enc_sincos_add(float *out, double p, int64_t D, float scale);
 void oe_enc_patchify(const float *x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t P, float *out, int64_t first,
                      int cls);
 
+/* uint8 images x (B, H, W, cin) -> out (B, cout, H, W) float: v = x / 255, channels
+ * matched (cin 1 -> cout 3: repeated; cin 3 -> cout 1: 0.299 R + 0.587 G + 0.114 B),
+ * then (v - mean[c]) / std[c]. cin, cout in {1, 3}. */
+void oe_enc_u8_to_chw(const uint8_t *x, int64_t B, int64_t H, int64_t W, int64_t cin, int64_t cout, const float *mean,
+                      const float *std, float *out);
+
 /* Position tables. 1-D: pe (L, D), row p = scale * code of p. 2-D: pe (gh*gw, D),
  * row r*gw + c = scale * [code of r in D/2 dims, code of c in D/2 dims] (D % 4 == 0). */
 void oe_enc_pos1d_table(float *pe, int64_t L, int64_t D, float scale);

@@ -41,6 +41,14 @@ function M.register(name, ctor, replace)
   registry[name] = ctor
 end
 
+-- unregister(name): remove an encoder added with register (built-ins stay)
+function M.unregister(name)
+  if name == "patches" or name == "words" or name == "logmel" or name == "frames" then
+    error("encoders.unregister: '" .. name .. "' is built in", 2)
+  end
+  registry[name] = nil
+end
+
 -- list() -> sorted names
 function M.list()
   local names = {}

@@ -159,23 +159,9 @@ local function match_channels(self, f)
   return T.add(T.add(T.mul(r, 0.299), T.mul(g, 0.587)), T.mul(b, 0.114))
 end
 
-local function mean_std_tensors(self)
-  if not self._ms then
-    local m, s = {}, {}
-    for c = 1, self.channels do m[c] = self.norm.mean[c]; s[c] = self.norm.std[c] end
-    self._ms = { core.reshape(core.from_table(m), { 1, self.channels, 1, 1 }),
-                 core.reshape(core.from_table(s), { 1, self.channels, 1, 1 }) }
-  end
-  return self._ms[1], self._ms[2]
-end
-
--- uint8 (B, H, W, c) -> float32 (B, channels, H, W), normalised
+-- uint8 (B, H, W, c) -> float32 (B, channels, H, W), normalised (one C pass)
 function Patches:from_uint8(x)
-  local f = T.mul(core.permute(core.to(x, "float32"), { 1, 4, 2, 3 }), 1 / 255)
-  f = match_channels(self, f)
-  if self.norm_name == "none" then return f end
-  local m, s = mean_std_tensors(self)
-  return T.div(T.sub(f, m), s)
+  return core.enc_u8_to_chw(x, self.channels, self.norm.mean, self.norm.std)
 end
 
 -- list item -> (1, channels, h, w) float32
