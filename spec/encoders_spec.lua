@@ -272,6 +272,17 @@ describe("patches", function()
     assert.is_nil(seen[E.create("patches", o).id])
   end)
 
+  it("the C kernels check their arguments", function()
+    has(err_of(core.enc_patchify, core.zeros({ 1, 3, 5, 5 }), 2), "image size 5x5 is not a multiple of the patch size 2")
+    has(err_of(core.enc_patchify, core.zeros({ 1, 3, 4, 4 }, "int32"), 2), "must be float32")
+    has(err_of(core.enc_pos2d, 2, 2, 6), "must be a multiple of 4")
+    has(err_of(core.enc_add_rows_, core.zeros({ 2, 3, 4 }), 0, core.zeros({ 2, 4 })), "pe has 2 rows, 3 needed")
+    has(err_of(core.enc_add_rows_, core.zeros({ 2, 3, 4 }), 0, core.zeros({ 3, 4 }), { 1, 4 }), "lengths[2] must be an integer in 0..3")
+    has(err_of(core.enc_stack_frames, { core.zeros({ 4, 3 }), core.zeros({ 5, 3 }) }, 2), "item 2 has 5 mel bands, item 1 has 4")
+    has(err_of(core.enc_u8_to_chw, core.zeros({ 1, 2, 2, 3 }, "uint8"), 3, { 0, 0, 0 }, { 1, 0, 1 }), "std[2] is 0")
+    has(err_of(core.enc_words, { "a" }, { ng_min = 1 }), "n-gram sizes must satisfy 2 <= min")
+  end)
+
   it("gives clear errors on bad input", function()
     local e = E.create("patches", { patch = 2 })
     has(err_of(e.encode, e, {}), "patches:encode: empty batch")
@@ -295,6 +306,32 @@ describe("words", function()
       "\u{3C3}\u{3B9}\u{3C3}\u{3C5}\u{3C6}\u{3BF}\u{3C3}", "\u{43C}\u{438}\u{440}", "x", "y" }, t)
     assert.equal(13, n)
     assert.same({}, (e:tokenize(" \t\n.,;!?\u{A0}\u{3000}")))
+  end)
+
+  it("survives arbitrary bytes: tokens are valid lowercase UTF-8 without separators", function()
+    math.randomseed(42)
+    local e = E.create("words", { dim = 8, max_len = 1000 })
+    local alphabet = { "a", "B", "7", " ", ",", "\u{E9}", "\u{C9}", "\u{2019}", "\u{1F600}", "\u{4E2D}", "\xC3", "\x80", "\xFF", "\xF4\x90\x80\x80", "\xED\xA0\x80", "\0" }
+    for n = 0, 200 do
+      local parts = {}
+      for i = 1, n % 37 do
+        if n % 3 == 0 then parts[i] = string.char(math.random(0, 255)) else parts[i] = alphabet[math.random(#alphabet)] end
+      end
+      local text = table.concat(parts)
+      local toks, count = e:tokenize(text)
+      assert.equal(#toks, count)
+      local total = 0
+      for _, t in ipairs(toks) do
+        assert.is_truthy(utf8.len(t), "invalid UTF-8 token")
+        assert.is_nil(t:find("[%s%p%c%u]"), "token with a separator or capital: " .. t)
+        total = total + #t
+      end
+      assert.is_true(total <= #text)
+      local f, lengths = e:encode({ text, text .. " x" })
+      assert.equal(math.max(#toks, 1), lengths[1])
+      assert.equal(#toks + 1, lengths[2])
+      assert.is_true(core.all_finite(f))
+    end
   end)
 
   it("maps the same word to the same vector in any text, case and punctuation aside", function()
