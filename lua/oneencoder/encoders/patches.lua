@@ -9,7 +9,8 @@
 -- taken as already normalised. Images are resized (uint8 before normalising) to `size`
 -- when given, with `method` (oneencoder.image.resize). Channels are then made to match
 -- `channels`: gray is repeated into RGB, RGB becomes gray by luma 0.299 R + 0.587 G +
--- 0.114 B (after rescaling, before normalising; one channel uses the first mean/std).
+-- 0.114 B (uint8: after rescaling, before normalising, and one channel uses the first
+-- mean/std; float32: on the values as given).
 --
 -- Tokens: the image is split into P x P patches in row-major order (row r, column c is
 -- token r * W/P + c), each flattened in (C, P, P) order like a ViT's patch embedding
@@ -62,7 +63,7 @@ local function norm_of(v)
   error("encoders.create(\"patches\"): normalize must be a preset name, false, or {mean = {r, g, b}, std = {r, g, b}}", 4)
 end
 
--- Patches.new(opts, name) (name: the registry name used in messages)
+-- Patches.new(opts) -> encoder (oe.encoders.create("patches", opts))
 function Patches.new(opts)
   local o = C.options(NAME, opts, DEFAULTS, 4)
   local self = setmetatable({ name = NAME, modality = "image" }, Patches)
