@@ -79,9 +79,14 @@ local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
 local function q(s) return "'" .. (tostring(s):gsub("'", "'\\''")) .. "'" end
 D.shell_quote = q
 
+-- External tools (gzip, apt, dpkg, espeak-ng, ffmpeg) run without a sanitizer runtime that
+-- `make sanitize` preloads for the C core: they are not ours, and espeak-ng hangs under it.
+local PRE = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) and "unset LD_PRELOAD; " or ""
+local function popen(cmd, mode) return io.popen(PRE .. cmd, mode) end
+
 -- run(cmd) -> ok, output (stdout and stderr), exit code
 local function run(cmd)
-  local p = io.popen("(" .. cmd .. ") 2>&1", "r")
+  local p = popen("(" .. cmd .. ") 2>&1", "r")
   local out = p:read("a")
   local ok, _, code = p:close()
   return ok == true, out, code
@@ -422,7 +427,7 @@ function D.gunzip(path)
   if not f then fail("cannot open %s: %s", path, err) end
   f:close()
   local errf = os.tmpname()
-  local p = io.popen("gzip -dc " .. q(path) .. " 2>" .. q(errf), "r")
+  local p = popen("gzip -dc " .. q(path) .. " 2>" .. q(errf), "r")
   local s = p:read("a")
   local ok = p:close()
   local msg = read_file(errf) or ""
@@ -715,7 +720,7 @@ function D.speak_batch(items, opts)
   end
   say(opts, "  synthesising %d utterances (%d espeak-ng, %d flite) with %d processes", n, n_espeak, n_flite, #cmds)
   local t0 = now()
-  local p = io.popen("(" .. table.concat(cmds, " ") .. " wait) 2>&1", "r")
+  local p = popen("(" .. table.concat(cmds, " ") .. " wait) 2>&1", "r")
   local tick = counter(opts, "speech", n)
   local done, failed = 0, nil
   for line in p:lines() do
@@ -902,7 +907,7 @@ function D.make_clips(list, opts)
   end
   local cmd = string.format("ffmpeg -nostdin -hide_banner -loglevel error -y -f rawvideo -pix_fmt rgb24 -s %dx%d -r %d -i - %s -force_key_frames %s %s 2>%s",
     S, S, fps, codec_args(opts, F), q(string.format("expr:eq(mod(n,%d),0)", F)), out_args, q(errf))
-  local p = io.popen(cmd, "w")
+  local p = popen(cmd, "w")
   local tick = counter(opts, "clips rendered", #todo)
   for k, it in ipairs(todo) do
     local raw = D.render_clip(it.image, it.motion, { frames = F, size = S })
