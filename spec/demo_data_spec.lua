@@ -525,7 +525,7 @@ describe("video clips", function()
     local img = square()
     local list = {}
     for i, m in ipairs({ "up", "down", "zoom_out" }) do list[i] = { image = img, motion = m } end
-    local paths = data.make_clips(list, { root = root, codec = "mpeg4", frames = 8 })
+    local paths = data.make_clips(list, { root = root, codec = "mpeg4", frames = 8, chunk = 2 })
     assert.equals(3, #paths)
     for i, p in ipairs(paths) do
       local info = video.info(p)

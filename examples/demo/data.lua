@@ -889,47 +889,54 @@ function D.make_clips(list, opts)
   end
   if #todo == 0 then return paths end
   local t0 = now()
-  local first_dir = todo[1].path:match("^(.*)/[^/]+$") or "."
-  mkdir(first_dir)
-  local tmp = string.format("%s/.tmp-clips-%s", first_dir, fnv(tostring(now()) .. todo[1].path):sub(1, 8))
-  rm_rf(tmp)
-  mkdir(tmp)
-  local seg = {}
-  for k = 1, #todo - 1 do seg[k] = tostring(k * F) end
-  local errf = tmp .. "/err"
-  local out_args
-  if #todo == 1 then
-    out_args = q(tmp .. "/00000.mp4")
-  else
-    out_args = string.format("-f segment -segment_format mp4 -segment_frames %s -reset_timestamps 1 %s",
-                             table.concat(seg, ","), q((tmp .. "/%05d.mp4"):gsub("%%(.)", function(c)
-                               return c == "0" and "%0" or "%%" .. c end)))
-  end
-  local cmd = string.format("ffmpeg -nostdin -hide_banner -loglevel error -y -f rawvideo -pix_fmt rgb24 -s %dx%d -r %d -i - %s -force_key_frames %s %s 2>%s",
-    S, S, fps, codec_args(opts, F), q(string.format("expr:eq(mod(n,%d),0)", F)), out_args, q(errf))
-  local p = popen(cmd, "w")
-  local tick = counter(opts, "clips rendered", #todo)
-  for k, it in ipairs(todo) do
-    local raw = D.render_clip(it.image, it.motion, { frames = F, size = S })
-    p:write(raw)
-    tick(k)
-  end
-  local ok = p:close()
-  local msg = (read_file(errf) or ""):gsub("%s+$", "")
-  if not ok then rm_rf(tmp); fail("ffmpeg failed to encode %d clips: %s", #todo, msg) end
-  for k, it in ipairs(todo) do
-    local src = string.format("%s/%05d.mp4", tmp, k - 1)
-    mkdir(it.path:match("^(.*)/[^/]+$") or ".")
-    local rok, err = os.rename(src, it.path)
-    if not rok then rm_rf(tmp); fail("cannot move %s to %s: %s", src, it.path, err) end
-    if not clip_ok(it.path, F, S) then
-      os.remove(it.path)
-      rm_rf(tmp)
-      fail("%s: the encoded clip does not decode to %d frames of %dx%d (ffmpeg said: %s)", it.path, F, S, S, msg)
+  local tick = counter(opts, "clips", #todo)
+  local chunk = opts.chunk or 64   -- clips per ffmpeg run: an interrupted run keeps finished chunks
+  local cleaned = {}
+  for c0 = 1, #todo, chunk do
+    local part = {}
+    for k = c0, math.min(#todo, c0 + chunk - 1) do part[#part + 1] = todo[k] end
+    local dir = part[1].path:match("^(.*)/[^/]+$") or "."
+    mkdir(dir)
+    if not cleaned[dir] then   -- temporary folders left by an interrupted run (older than 10 min)
+      run("find " .. q(dir) .. " -maxdepth 1 -name '.tmp-clips-*' -mmin +10 -exec rm -rf {} +")
+      cleaned[dir] = true
     end
-    D.stats.encoded = D.stats.encoded + 1
+    local tmp = string.format("%s/.tmp-clips-%s", dir, fnv(tostring(now()) .. part[1].path):sub(1, 8))
+    rm_rf(tmp)
+    mkdir(tmp)
+    local errf = tmp .. "/err"
+    local pattern = tmp:gsub("%%", "%%%%") .. "/%05d.mp4"   -- a literal % is %% for ffmpeg
+    local out_args = q(pattern:gsub("%%05d", "00000"):gsub("%%%%", "%%"))
+    if #part > 1 then
+      local seg = {}
+      for k = 1, #part - 1 do seg[k] = tostring(k * F) end
+      out_args = string.format("-f segment -segment_format mp4 -segment_frames %s -reset_timestamps 1 %s",
+                               table.concat(seg, ","), q(pattern))
+    end
+    local cmd = string.format("ffmpeg -nostdin -hide_banner -loglevel error -y -f rawvideo -pix_fmt rgb24 -s %dx%d -r %d -i - %s -force_key_frames %s %s 2>%s",
+      S, S, fps, codec_args(opts, F), q(string.format("expr:eq(mod(n,%d),0)", F)), out_args, q(errf))
+    local p = popen(cmd, "w")
+    for k, it in ipairs(part) do
+      p:write(D.render_clip(it.image, it.motion, { frames = F, size = S }))
+      tick(c0 + k - 1)
+    end
+    local ok = p:close()
+    local msg = (read_file(errf) or ""):gsub("%s+$", "")
+    if not ok then rm_rf(tmp); fail("ffmpeg failed to encode %d clips: %s", #part, msg) end
+    for k, it in ipairs(part) do
+      local src = string.format("%s/%05d.mp4", tmp, k - 1)
+      mkdir(it.path:match("^(.*)/[^/]+$") or ".")
+      local rok, err = os.rename(src, it.path)
+      if not rok then rm_rf(tmp); fail("cannot move %s to %s: %s", src, it.path, err) end
+      if not clip_ok(it.path, F, S) then
+        os.remove(it.path)
+        rm_rf(tmp)
+        fail("%s: the encoded clip does not decode to %d frames of %dx%d (ffmpeg said: %s)", it.path, F, S, S, msg)
+      end
+      D.stats.encoded = D.stats.encoded + 1
+    end
+    rm_rf(tmp)
   end
-  rm_rf(tmp)
   say(opts, "  clips: %d encoded in %.1f s", #todo, now() - t0)
   return paths
 end
