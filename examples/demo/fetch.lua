@@ -33,7 +33,7 @@ else
     os.exit(1)
   end
   local t = err.timings
-  print(string.format("first fetch %s; fetch %.1f s, verify %.1f s, load %.1f s, speech %.1f s, clips %.1f s, total %.1f s",
-    err.first_fetch and "now" or "earlier", t.fetch, t.verify, t.load, t.speech, t.clips, t.total))
+  print(string.format("data %s; fetch %.1f s, verify %.1f s, load %.1f s, speech %.1f s, clips %.1f s, total %.1f s",
+    err.first_fetch and "made this run" or "cached earlier", t.fetch, t.verify, t.load, t.speech, t.clips, t.total))
   data.status(opts)
 end
