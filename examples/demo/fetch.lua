@@ -34,6 +34,6 @@ else
   end
   local t = err.timings
   print(string.format("data %s; fetch %.1f s, verify %.1f s, load %.1f s, speech %.1f s, clips %.1f s, total %.1f s",
-    err.first_fetch and "made this run" or "cached earlier", t.fetch, t.verify, t.load, t.speech, t.clips, t.total))
+    err.first_fetch and "fetched this run" or "all cached", t.fetch, t.verify, t.load, t.speech, t.clips, t.total))
   data.status(opts)
 end
