@@ -2,6 +2,8 @@
 #include "bind.h"
 
 int luaopen_oneencoder_core(lua_State *L) {
+  oe_threads_init();
+  oe_memory_init();
   lua_newtable(L);
   oe_bind_tensor(L);
   oe_bind_ops(L);

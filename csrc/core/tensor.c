@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 
 size_t oe_dtype_size(oe_dtype dt) {
   switch (dt) {
@@ -34,7 +35,7 @@ int oe_dtype_from_name(const char *name, oe_dtype *out) {
 /* Large blocks are recycled through a small cache keyed by rounded size:
  * training repeats the same shapes every step, and handing the same pages back
  * avoids the page faults (and kernel zeroing) of fresh mmap'd blocks. */
-#define CACHE_MIN (1u << 20)
+#define CACHE_MIN (1u << 18)
 #define CACHE_SLOTS 64
 static struct { void *p; size_t n; } g_cache[CACHE_SLOTS];
 static size_t g_cache_bytes, g_cache_cap = (size_t)128 << 20;
@@ -80,6 +81,13 @@ static void block_put(void *p, size_t n) {
       }
   }
   free(p);
+}
+
+/* Blocks of CACHE_MIN and more always come from mmap, and go back to the system
+ * when freed (unless the cache keeps them): glibc's adaptive threshold would
+ * otherwise move them to the heap, which keeps its peak size for good. */
+void oe_memory_init(void) {
+  mallopt(M_MMAP_THRESHOLD, CACHE_MIN);
 }
 
 void oe_cache_clear(void) {

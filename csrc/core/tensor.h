@@ -64,10 +64,12 @@ void oe_memory_stats(oe_memstats *m);
 void oe_memory_collected(void);   /* the Lua GC just ran a full cycle */
 void oe_memory_reset_peak(void);
 void oe_cache_clear(void);
+void oe_memory_init(void);        /* allocator settings; called when the module opens */
 void oe_cache_set_limit(size_t bytes);
 
 /* Threads: one setting for OpenBLAS and the project's OpenMP kernels. */
 void oe_set_num_threads(int n);
+void oe_threads_init(void); /* OpenBLAS single-threaded; called when the module opens */
 int oe_get_num_threads(void);
 
 #endif

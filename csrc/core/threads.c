@@ -1,5 +1,6 @@
-/* One thread setting for OpenBLAS and the OpenMP kernels, so the two never
- * oversubscribe the cores: kernels run one after another, each using n. */
+/* One thread setting for the whole library. OpenBLAS itself always runs
+ * single-threaded (oe_gemm splits large products over the OpenMP threads), so
+ * there is one pool of n threads and never two pools competing for the cores. */
 #include "tensor.h"
 #include <omp.h>
 
@@ -10,8 +11,12 @@ static int g_threads = 0;
 void oe_set_num_threads(int n) {
   if (n < 1) n = 1;
   g_threads = n;
-  openblas_set_num_threads(n);
+  openblas_set_num_threads(1);
   omp_set_num_threads(n);
+}
+
+void oe_threads_init(void) {
+  openblas_set_num_threads(1);
 }
 
 int oe_get_num_threads(void) {

@@ -1,22 +1,18 @@
 /* attention.c: multi-head scaled dot-product attention, forward and backward.
  * Heads are read in place from packed rows (PyTorch in_proj layout), so no
  * reshape/permute copies are made. Work is split over (batch, head) pairs;
- * OpenBLAS runs single-threaded inside the parallel loop. */
+ * inside the parallel loop oe_gemm runs each product on the calling thread. */
 #include "ops.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-extern void openblas_set_num_threads(int);
-extern int openblas_get_num_threads(void);
 
 void oe_attention_forward(oe_attn_args *a, oe_rng *r) {
   const int64_t B = a->B, L = a->L, S = a->S, H = a->H, hd = a->hd, D = H * hd;
   const float scale = 1.0f / sqrtf((float)hd);
   const float keep_scale = a->p > 0 ? 1.0f / (1.0f - a->p) : 1.0f;
   uint64_t base = a->p > 0 ? oe_rng_reserve(r, (uint64_t)(B * H * L * S)) : 0;
-  int nt = openblas_get_num_threads();
-  openblas_set_num_threads(1);
 #pragma omp parallel
   {
     float *tmp = a->p > 0 ? malloc(sizeof(float) * (size_t)(L * S)) : NULL;
@@ -49,15 +45,12 @@ void oe_attention_forward(oe_attn_args *a, oe_rng *r) {
     }
     free(tmp);
   }
-  openblas_set_num_threads(nt);
 }
 
 void oe_attention_backward(oe_attn_args *a) {
   const int64_t B = a->B, L = a->L, S = a->S, H = a->H, hd = a->hd, D = H * hd;
   const float scale = 1.0f / sqrtf((float)hd);
   const float keep_scale = a->p > 0 ? 1.0f / (1.0f - a->p) : 1.0f;
-  int nt = openblas_get_num_threads();
-  openblas_set_num_threads(1);
 #pragma omp parallel
   {
     float *Pd = malloc(sizeof(float) * (size_t)(L * S));
@@ -93,5 +86,4 @@ void oe_attention_backward(oe_attn_args *a) {
     free(Pd);
     free(dP);
   }
-  openblas_set_num_threads(nt);
 }
