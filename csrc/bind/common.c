@@ -20,8 +20,10 @@ oe_tensor *oe_lua_push_empty(lua_State *L) {
 }
 
 /* The Lua GC does not see the bytes behind a tensor, so garbage tensors could
- * pile up between its cycles. When more than max(8 MB, live bytes after the
- * last cycle / 8) has been allocated since, a full cycle runs first. */
+ * pile up between its cycles. A full cycle runs first when more than
+ * max(8 MB, live tensor bytes / 8, 32 x the Lua heap) has been allocated since
+ * the last one: tensor memory stays bounded, and a script with a large Lua heap
+ * (datasets held as tables) does not pay for a full traversal every few MB. */
 static void gc_pressure(lua_State *L) {
   static size_t threshold = (size_t)8 << 20;
   oe_memstats m;
@@ -30,7 +32,10 @@ static void gc_pressure(lua_State *L) {
   lua_gc(L, LUA_GCCOLLECT);
   oe_memory_collected();
   oe_memory_stats(&m);
-  threshold = m.live_bytes / 8 > ((size_t)8 << 20) ? m.live_bytes / 8 : ((size_t)8 << 20);
+  size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024;
+  threshold = (size_t)8 << 20;
+  if (m.live_bytes / 8 > threshold) threshold = m.live_bytes / 8;
+  if (32 * heap > threshold) threshold = 32 * heap;
 }
 
 static oe_tensor *push_alloc(lua_State *L, const char *fn, oe_dtype dt, int ndim, const int64_t *shape, int zero) {
