@@ -50,9 +50,10 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@for f in bench/*.lua; do echo "# $$f"; $(LUA) $$f || exit 1; done
 
+# make demo DEMO_ARGS="--ablations" (or --fresh, --quick)
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@$(LUA) examples/demo.lua
+	@$(LUA) examples/demo.lua $(DEMO_ARGS)
 
 install: deps
 	luarocks --lua-version=5.4 make rockspec/oneencoder-scm-1.rockspec

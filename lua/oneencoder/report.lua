@@ -40,7 +40,7 @@ end
 -- line_chart(series, opts): series = { {name, x = {...}, y = {...}}, ... }
 function R.line_chart(series, opts)
   opts = opts or {}
-  local W, H, ml, mr, mt, mb = opts.width or 640, opts.height or 360, 60, 150, 30, 45
+  local W, H, ml, mr, mt, mb = opts.width or 640, opts.height or 360, 60, opts.legend_width or 210, 30, 45
   local xs, ys = {}, {}
   for _, s in ipairs(series) do
     for i = 1, #s.y do xs[#xs + 1] = s.x and s.x[i] or i; ys[#ys + 1] = s.y[i] end
