@@ -48,7 +48,7 @@ sanitize: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@for f in bench/*.lua; do echo "# $$f"; $(LUA) $$f || exit 1; done
+	@for f in $(filter-out bench/common.lua,$(wildcard bench/*.lua)); do echo "# $$f"; $(LUA) $$f || exit 1; done
 
 # make demo DEMO_ARGS="--ablations" (or --fresh, --quick)
 demo: deps
