@@ -1,4 +1,5 @@
 /* audio.c: see audio.h. */
+#include "../core/util.h"
 #include "audio.h"
 #include "video_ffmpeg.h"
 #include <errno.h>
@@ -18,16 +19,7 @@
 #define OE_AUDIO_MAX_CHANNELS 64
 #define OE_AUDIO_MAX_RATE 1536000
 
-static int fail(oe_err *e, int code, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(oe_err *e, int code, const char *path, const char *fmt, ...) {
-  char buf[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  snprintf(e->msg, sizeof e->msg, "%s: %s", path ? path : "<bytes>", buf);
-  return code;
-}
+#define fail oe_fail_path
 
 void oe_audio_default_opts(oe_audio_opts *o) {
   memset(o, 0, sizeof *o);

@@ -1,4 +1,5 @@
 /* json.c: see json.h */
+#include "../core/util.h"
 #include "json.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,17 +56,6 @@ static int hex4(const unsigned char *p, unsigned *out) {
   return 1;
 }
 
-static size_t put_utf8(char *o, unsigned cp) {
-  if (cp < 0x80) { o[0] = (char)cp; return 1; }
-  if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
 
 /* P->p at the opening quote */
 static int parse_string(parser *P, char **out, size_t *outlen) {
@@ -107,7 +97,7 @@ static int parse_string(parser *P, char **out, size_t *outlen) {
           P->p += 6;
           cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         }
-        n += put_utf8(buf + n, cp);
+        n += oe_utf8_encode(cp, buf + n);
         break;
       }
       default: P->p -= 2; free(buf); return fail(P, "bad escape in string");

@@ -1,4 +1,5 @@
 /* mmap_features.c: rows of feature-cache shards, by mapping or pread (see mmap_features.h). */
+#include "../core/util.h"
 #include "mmap_features.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -23,21 +24,6 @@ static int fail(oe_err *e, int code, const char *fmt, ...) {
   return code;
 }
 
-static int read_full(int fd, void *buf, size_t n, uint64_t off) {
-  char *p = buf;
-  while (n) {
-    ssize_t r = pread(fd, p, n, (off_t)off);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (r == 0) { errno = 0; return -1; }
-    p += r;
-    n -= (size_t)r;
-    off += (uint64_t)r;
-  }
-  return 0;
-}
 
 void oe_f16_to_f32_n(const uint16_t *src, float *dst, size_t n) {
   size_t i = 0;
@@ -162,14 +148,14 @@ int oe_featmap_copy_row(const oe_featmap *m, int64_t row, int64_t len, float *ds
     return OE_OK;
   }
   if (!m->f16) {
-    if (read_full(m->st.fd, dst, cnt * 4, off))
+    if (oe_pread_full(m->st.fd, dst, cnt * 4, off))
       return fail(e, OE_EIO, "%s: cannot read row %lld: %s", m->st.path, (long long)row, errno ? strerror(errno) : "end of file");
     return OE_OK;
   }
   /* F16 by pread: read into a temporary buffer, then convert */
   uint16_t *tmp = malloc(cnt * 2 + 1);
   if (!tmp) return fail(e, OE_ENOMEM, "%s: out of memory reading row %lld", m->st.path, (long long)row);
-  if (read_full(m->st.fd, tmp, cnt * 2, off)) {
+  if (oe_pread_full(m->st.fd, tmp, cnt * 2, off)) {
     int en = errno;
     free(tmp);
     return fail(e, OE_EIO, "%s: cannot read row %lld: %s", m->st.path, (long long)row, en ? strerror(en) : "end of file");

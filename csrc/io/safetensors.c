@@ -1,5 +1,6 @@
 /* safetensors.c: see safetensors.h */
 #include "safetensors.h"
+#include "../core/util.h"
 #include "json.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -108,22 +109,6 @@ static const char *shown(const char *s, size_t n, char *buf, size_t cap) {
   return buf;
 }
 
-static int pread_full(int fd, void *buf, size_t n, uint64_t off) {
-  char *p = buf;
-  while (n) {
-    size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-    ssize_t r = pread(fd, p, chunk, (off_t)off);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (r == 0) { errno = 0; return -1; }
-    p += r;
-    n -= (size_t)r;
-    off += (uint64_t)r;
-  }
-  return 0;
-}
 
 /* ---------------------------------------------------------------- reading */
 
@@ -298,7 +283,7 @@ int oe_st_open(oe_st_file *f, const char *path, oe_err *e) {
     goto fail;
   }
   unsigned char lenbuf[8];
-  if (pread_full(f->fd, lenbuf, 8, 0)) { rc = err(e, OE_EIO, "%s: cannot read the header length: %s", path, errno ? strerror(errno) : "end of file"); goto fail; }
+  if (oe_pread_full(f->fd, lenbuf, 8, 0)) { rc = err(e, OE_EIO, "%s: cannot read the header length: %s", path, errno ? strerror(errno) : "end of file"); goto fail; }
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | lenbuf[i];
   if (hlen > f->file_size - 8) {
@@ -314,7 +299,7 @@ int oe_st_open(oe_st_file *f, const char *path, oe_err *e) {
   f->data_size = f->file_size - f->data_start;
   hdr = malloc(hlen ? hlen : 1);
   if (!hdr) { rc = err(e, OE_ENOMEM, "%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen); goto fail; }
-  if (pread_full(f->fd, hdr, hlen, 8)) { rc = err(e, OE_EIO, "%s: cannot read the header: %s", path, errno ? strerror(errno) : "end of file"); goto fail; }
+  if (oe_pread_full(f->fd, hdr, hlen, 8)) { rc = err(e, OE_EIO, "%s: cannot read the header: %s", path, errno ? strerror(errno) : "end of file"); goto fail; }
   char jerr[256];
   if (oe_json_parse(hdr, hlen, &root, jerr, sizeof jerr)) { rc = err(e, OE_EIO, "%s: header is not valid JSON: %s", path, jerr); goto fail; }
   free(hdr);
@@ -380,7 +365,7 @@ int oe_st_read(const oe_st_file *f, size_t i, oe_tensor *out, oe_err *e) {
   int same = (t->dtype == OE_ST_F32 && dt == OE_F32) || (t->dtype == OE_ST_I64 && dt == OE_I64) ||
              (t->dtype == OE_ST_I32 && dt == OE_I32) || (t->dtype == OE_ST_U8 && dt == OE_U8);
   if (same) {
-    if (nbytes && pread_full(f->fd, oe_data(out), (size_t)nbytes, off)) goto ioerr;
+    if (nbytes && oe_pread_full(f->fd, oe_data(out), (size_t)nbytes, off)) goto ioerr;
     return OE_OK;
   }
   unsigned char *buf = malloc(CHUNK_BYTES);
@@ -388,7 +373,7 @@ int oe_st_read(const oe_st_file *f, size_t i, oe_tensor *out, oe_err *e) {
   size_t per = CHUNK_BYTES / es;
   for (uint64_t done = 0; done < numel;) {
     size_t cnt = numel - done < per ? (size_t)(numel - done) : per;
-    if (pread_full(f->fd, buf, cnt * es, off + done * es)) { free(buf); goto ioerr; }
+    if (oe_pread_full(f->fd, buf, cnt * es, off + done * es)) { free(buf); goto ioerr; }
     float *of = dt == OE_F32 ? oe_f32(out) + done : NULL;
     int32_t *oi = dt == OE_I32 ? (int32_t *)oe_data(out) + done : NULL;
     int64_t *ol = dt == OE_I64 ? (int64_t *)oe_data(out) + done : NULL;

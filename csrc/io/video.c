@@ -1,4 +1,5 @@
 /* video.c: see video.h. */
+#include "../core/util.h"
 #include "video.h"
 #include "video_ffmpeg.h"
 #include "../core/rng.h"
@@ -17,16 +18,7 @@
 #define OE_VIDEO_MAX_SIDE 32768
 #define OE_VIDEO_MAX_FRAMES 1000000
 
-static int fail(oe_err *e, int code, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(oe_err *e, int code, const char *path, const char *fmt, ...) {
-  char buf[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  snprintf(e->msg, sizeof e->msg, "%s: %s", path, buf);
-  return code;
-}
+#define fail oe_fail_path
 
 void oe_video_default_opts(oe_video_opts *o) {
   memset(o, 0, sizeof *o);

@@ -1,4 +1,5 @@
 /* encoders.c: kernels of the built-in encoders (see encoders.h). */
+#include "../core/util.h"
 #include "encoders.h"
 #include <math.h>
 #include <string.h>
@@ -162,17 +163,6 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
   return len;
 }
 
-static size_t utf8_encode(uint32_t cp, char *o) {
-  if (cp < 0x80) { o[0] = (char)cp; return 1; }
-  if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
 
 /* Is cp part of a word (letter, digit, mark, other alphanumeric)? Outside the
  * listed punctuation/symbol blocks every non-ASCII code point counts as one. */
@@ -241,7 +231,7 @@ int64_t oe_text_tokens(const char *s, size_t n, char *out, int64_t *start, int64
     int w = cp != BAD_CP && is_word_cp(cp);
     if (w) {
       if (!in_word) { in_word = 1; wstart = o; }
-      if (ntok < max_tok) o += utf8_encode(lower_cp(cp), out + o);
+      if (ntok < max_tok) o += oe_utf8_encode(lower_cp(cp), out + o);
     } else if (in_word) {
       if (ntok < max_tok) { start[ntok] = (int64_t)wstart; len[ntok] = (int64_t)(o - wstart); }
       ntok++;
