@@ -79,32 +79,42 @@ function Optimizer:load_state_dict(sd)
   end
 end
 
+-- step(): every parameter that has a gradient gets the optimiser's update; its
+-- state is created on first use (self:new_state) and counts the steps
+function Optimizer:step()
+  for _, g in ipairs(self.param_groups) do
+    for _, p in ipairs(g.params) do
+      local grad = p.grad
+      if grad then
+        local st = self.state[p]
+        local first = st == nil
+        if first then
+          st = self:new_state(p, g)
+          st.step = 0
+          self.state[p] = st
+        end
+        st.step = st.step + 1
+        self:update(p, grad, st, g, first)
+      end
+    end
+  end
+end
+
 -- AdamW(params, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 1e-2})
 function optim.AdamW(params, opts)
   opts = opts or {}
   local defaults = { lr = opts.lr or 1e-3, betas = opts.betas or { 0.9, 0.999 }, eps = opts.eps or 1e-8,
     weight_decay = opts.weight_decay or 1e-2 }
   local self = setmetatable({ param_groups = make_groups(params, defaults), state = {}, kind = "AdamW" }, Optimizer)
-  function self:step()
-    for _, g in ipairs(self.param_groups) do
-      for _, p in ipairs(g.params) do
-        local grad = p.grad
-        if grad then
-          local st = self.state[p]
-          if not st then
-            st = { step = 0, exp_avg = core.zeros(core.shape(p)), exp_avg_sq = core.zeros(core.shape(p)) }
-            self.state[p] = st
-          end
-          st.step = st.step + 1
-          core.adamw_step(p, grad, st.exp_avg, st.exp_avg_sq, g.lr, g.betas[1], g.betas[2], g.eps, g.weight_decay, st.step)
-        end
-      end
-    end
+  function self:new_state(p)
+    return { exp_avg = core.zeros(core.shape(p)), exp_avg_sq = core.zeros(core.shape(p)) }
+  end
+  function self:update(p, grad, st, g)
+    core.adamw_step(p, grad, st.exp_avg, st.exp_avg_sq, g.lr, g.betas[1], g.betas[2], g.eps, g.weight_decay, st.step)
   end
   return self
 end
 
--- Adam = AdamW with weight decay folded into the gradient (PyTorch Adam)
 -- SGD(params, {lr, momentum = 0, dampening = 0, weight_decay = 0, nesterov = false})
 function optim.SGD(params, opts)
   opts = opts or {}
@@ -112,24 +122,11 @@ function optim.SGD(params, opts)
   local defaults = { lr = opts.lr, momentum = opts.momentum or 0, dampening = opts.dampening or 0,
     weight_decay = opts.weight_decay or 0, nesterov = opts.nesterov or false }
   local self = setmetatable({ param_groups = make_groups(params, defaults), state = {}, kind = "SGD" }, Optimizer)
-  function self:step()
-    for _, g in ipairs(self.param_groups) do
-      for _, p in ipairs(g.params) do
-        local grad = p.grad
-        if grad then
-          local st = self.state[p]
-          local first = false
-          if not st then
-            st = { step = 0 }
-            if g.momentum ~= 0 then st.momentum_buffer = core.zeros(core.shape(p)) end
-            self.state[p] = st
-            first = true
-          end
-          st.step = st.step + 1
-          core.sgd_step(p, grad, st.momentum_buffer, g.lr, g.momentum, g.dampening, g.weight_decay, g.nesterov, first)
-        end
-      end
-    end
+  function self:new_state(p, g)
+    return { momentum_buffer = g.momentum ~= 0 and core.zeros(core.shape(p)) or nil }
+  end
+  function self:update(p, grad, st, g, first)
+    core.sgd_step(p, grad, st.momentum_buffer, g.lr, g.momentum, g.dampening, g.weight_decay, g.nesterov, first)
   end
   return self
 end
