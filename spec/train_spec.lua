@@ -173,6 +173,16 @@ describe("trainers", function()
     assert.is_true(math.abs(dedup - expected) < 1e-5)
   end)
 
+  it("validation R@1 counts a shared partner item as a hit", function()
+    -- rows 1 and 2 share caption item 7 (identical embeddings); row 3 has its own
+    local ea = oe.tensor({ { 1, 0 }, { 1, 0 }, { 0, 1 } })
+    local eb = oe.tensor({ { 1, 0 }, { 1, 0 }, { 0.6, 0.8 } })
+    -- row 2's best match is row 1 (ties go to the lower index): a hit only through the shared item
+    assert.are.equal(1, oe.train.rank1(ea, eb, { 7, 7, 9 }))
+    assert.are.equal(2 / 3, oe.train.rank1(ea, eb))
+    assert.are.equal(2 / 3, oe.train.rank1(ea, eb, { 7, 8, 9 }))
+  end)
+
   it("gives clear errors for bad input", function()
     local A, B = toy_sets(32, 8)
     local m = small_model(8)

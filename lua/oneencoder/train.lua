@@ -44,12 +44,16 @@ local function duplicate_mask(ids_a, ids_b)
   return any and m or nil
 end
 
-local function rank1(ea, eb)
-  -- fraction of rows of ea whose best match in eb is the same index
+-- rank1(ea, eb, ids_b): fraction of rows of ea whose best match in eb is their own
+-- partner: the same row, or a row holding the same b item (pairs may share a caption)
+local function rank1(ea, eb, ids_b)
   local sims = core.matmul(ea, eb, false, true)
   local _, idx = core.reduce("max", sims, 2)
   local hits, t = 0, core.totable(idx)
-  for i = 1, #t do if t[i] == i - 1 then hits = hits + 1 end end
+  for i = 1, #t do
+    local j = t[i] + 1
+    if j == i or (ids_b and ids_b[j] == ids_b[i]) then hits = hits + 1 end
+  end
   return hits / #t
 end
 
@@ -260,7 +264,7 @@ local function run(model, o, stage)
     return A.no_grad(function()
       model:eval()
       local total, count = 0, 0
-      local ea_all, eb_all = {}, {}
+      local ea_all, eb_all, ids_b = {}, {}, {}
       for s = 1, #val_pairs, opts.batch_size do
         local ia, ib = {}, {}
         for i = s, math.min(#val_pairs, s + opts.batch_size - 1) do
@@ -275,12 +279,16 @@ local function run(model, o, stage)
             opts.drop_duplicates and duplicate_mask(ia, ib) or nil)
           total = total + core.item(loss) * #ia
           count = count + #ia
-          if s <= opts.max_val_items then ea_all[#ea_all + 1] = ea; eb_all[#eb_all + 1] = eb end
+          if s <= opts.max_val_items then
+            ea_all[#ea_all + 1] = ea
+            eb_all[#eb_all + 1] = eb
+            for _, id in ipairs(ib) do ids_b[#ids_b + 1] = id end
+          end
         end
       end
       model:train()
       local r1 = nil
-      if #ea_all > 0 then r1 = rank1(core.cat(ea_all, 1), core.cat(eb_all, 1)) end
+      if #ea_all > 0 then r1 = rank1(core.cat(ea_all, 1), core.cat(eb_all, 1), ids_b) end
       return count > 0 and total / count or nil, r1
     end)
   end
@@ -380,4 +388,5 @@ function TR.extend(model, opts)
 end
 
 TR.defaults = DEFAULTS
+TR.rank1 = rank1
 return TR
