@@ -11,7 +11,7 @@ CC        ?= gcc
 OPT       ?= -O3 -march=native
 CFLAGS    += $(OPT) -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lgomp
+LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmvec -lm -lgomp
 SRC       := $(sort $(wildcard csrc/*/*.c))
 BUILD     ?= build
 OBJ       := $(SRC:csrc/%.c=$(BUILD)/obj/%.o)

@@ -231,6 +231,7 @@ static int o_linear(lua_State *L) {
   float *po = oe_f32(o);
   if (b) {
     const float *pb = oe_f32(b);
+#pragma omp parallel for schedule(static) if (rows * out > 65536)
     for (int64_t r = 0; r < rows; r++) memcpy(po + r * out, pb, sizeof(float) * (size_t)out);
   }
   oe_gemm(0, 1, rows, out, in, 1.0f, oe_f32(x), in, oe_f32(w), in, b ? 1.0f : 0.0f, po, out);

@@ -1,11 +1,28 @@
 /* nn.c: softmax, layer norm, dropout, L2 normalisation, cross entropy. */
 #include "ops.h"
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
-/* x (rows, n) -> y (rows, n) */
-void oe_softmax_f32(const float *x, float *y, int64_t rows, int64_t n, int log) {
-#pragma omp parallel for schedule(static) if (rows * n > 32768)
+/* out[j] = exp(x[j] - m): glibc's vector expf (libmvec, 8 lanes) where AVX2 is available */
+#if defined(__AVX2__)
+#include <immintrin.h>
+__m256 _ZGVdN8v_expf(__m256);
+static void exp_shift(const float *x, float m, float *out, int64_t n) {
+  __m256 vm = _mm256_set1_ps(m);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm)));
+  for (; j < n; j++) out[j] = expf(x[j] - m);
+}
+#else
+static void exp_shift(const float *x, float m, float *out, int64_t n) {
+  for (int64_t j = 0; j < n; j++) out[j] = expf(x[j] - m);
+}
+#endif
+
+/* x (rows, n) -> y (rows, n); x == y allowed */
+void oe_softmax_f32(const float *x, float *y, int64_t rows, int64_t n, int take_log) {
+#pragma omp parallel for schedule(static) if (rows * n > 32768 && !omp_in_parallel())
   for (int64_t r = 0; r < rows; r++) {
     const float *px = x + r * n;
     float *py = y + r * n;
@@ -16,11 +33,18 @@ void oe_softmax_f32(const float *x, float *y, int64_t rows, int64_t n, int log) 
       continue;
     }
     double s = 0;
-    for (int64_t j = 0; j < n; j++) { float e = expf(px[j] - mx); s += e; if (!log) py[j] = e; }
-    if (log) {
-      float ls = (float)log1p(s - 1.0) + mx;
+    if (take_log) {
+      float tmp[256];
+      for (int64_t c = 0; c < n; c += 256) {
+        int64_t len = n - c < 256 ? n - c : 256;
+        exp_shift(px + c, mx, tmp, len);
+        for (int64_t j = 0; j < len; j++) s += tmp[j];
+      }
+      float ls = (float)log(s) + mx;
       for (int64_t j = 0; j < n; j++) py[j] = px[j] - ls;
     } else {
+      exp_shift(px, mx, py, n);
+      for (int64_t j = 0; j < n; j++) s += py[j];
       float inv = (float)(1.0 / s);
       for (int64_t j = 0; j < n; j++) py[j] *= inv;
     }
@@ -122,10 +146,12 @@ void oe_dropout_forward(oe_rng *r, const float *x, float *y, uint8_t *mask, int6
 void oe_relu_dropout_forward(oe_rng *r, const float *x, float *y, int64_t n, float p) {
   uint64_t base = p > 0 ? oe_rng_reserve(r, (uint64_t)n) : 0;
   float scale = 1.0f / (1.0f - p);
+  /* keep when the 24-bit draw u satisfies u / 2^24 >= p, i.e. u >= ceil(p 2^24) */
+  const uint64_t thresh = (uint64_t)ceil((double)p * 16777216.0);
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) {
     float v = x[i] > 0 ? x[i] : 0.0f;
-    if (p > 0) v = oe_rng_uniform(oe_rng_at(r, base, (uint64_t)i)) >= p ? v * scale : 0.0f;
+    if (p > 0) v = (oe_rng_at(r, base, (uint64_t)i) >> 40) >= thresh ? v * scale : 0.0f;
     y[i] = v;
   }
 }
