@@ -5,16 +5,10 @@
 local oe = require "oneencoder"
 local audio = require "oneencoder.audio"
 local core = oe.core
-local now = core.now
 
-local function median(fn, reps)
-  fn()
-  local t = {}
-  for i = 1, reps do local t0 = now(); fn(); t[i] = now() - t0 end
-  table.sort(t)
-  return t[(reps + 1) // 2]
-end
-local function report(name, v, fmt) print(string.format("%s: " .. (fmt or "%.4g"), name, v)) end
+package.path = "bench/?.lua;" .. package.path
+local B = require "common"
+local median, report = B.median_time, B.report
 
 local dir = os.tmpname(); os.remove(dir); assert(os.execute("mkdir -p " .. dir))
 local wav, flac = dir .. "/a60.wav", dir .. "/a60.flac"

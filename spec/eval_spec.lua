@@ -1,22 +1,12 @@
 -- eval_spec.lua: oe.eval against values worked out by hand and against brute force.
 local oe = require "oneencoder"
+local H = require "helpers"
+local near, fails_with = H.near, H.fails_with
 local E = oe.eval
 local core = oe.core
 
-local function near(a, b, tol)
-  tol = tol or 1e-6
-  assert(math.abs(a - b) <= tol, string.format("expected %.9g, got %.9g (tol %g)", b, a, tol))
-end
 
 -- the call fails with a message containing every given fragment
-local function fails_with(fn, ...)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  err = tostring(err)
-  for _, frag in ipairs({ ... }) do
-    assert(err:find(frag, 1, true), "error '" .. err .. "' does not mention '" .. frag .. "'")
-  end
-end
 
 local function eye(n)
   local rows = {}

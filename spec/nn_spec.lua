@@ -1,17 +1,10 @@
 -- Module API: names, state dicts, train/eval, freeze, zero_grad, parameter
 -- counts and PyTorch's default initialisations.
 local oe = require "oneencoder"
+local H = require "helpers"
+local fails_with = H.fails_with
 local nn = oe.nn
 
-local function fails_with(f, ...)
-  local ok, msg = pcall(f)
-  assert.is_false(ok, "expected an error")
-  msg = tostring(msg)
-  for _, frag in ipairs({ ... }) do
-    assert(msg:find(frag, 1, true), string.format("error %q does not mention %q", msg, frag))
-  end
-  return msg
-end
 
 local function names(m)
   local out = {}

@@ -1,15 +1,9 @@
 -- Optimisers and schedulers against steps worked out by hand (PyTorch semantics).
 local oe = require "oneencoder"
+local H = require "helpers"
+local near = H.near
 local optim = oe.optim
 
-local function near(got, want, tol, what)
-  if type(want) == "table" then
-    assert.are.equal(#want, #got, (what or "") .. " length")
-    for i = 1, #want do near(got[i], want[i], tol, (what or "") .. "[" .. i .. "]") end
-    return
-  end
-  assert(math.abs(got - want) <= tol, string.format("%s: got %.9g, expected %.9g", what or "value", got, want))
-end
 
 local function param(values)
   local p = oe.tensor(values)

@@ -2,28 +2,11 @@
 -- copies, slicing, cat/stack, reductions, broadcasting, the functional ops'
 -- values, and the error messages for wrong shapes, dtypes and indices.
 local oe = require "oneencoder"
+local H = require "helpers"
+local near, fails_with = H.near, H.fails_with
 local F = oe.F
 
-local function near(a, b, tol, what)
-  tol = tol or 1e-6
-  if type(a) == "table" then
-    assert.are.equal(#b, #a, (what or "") .. " length")
-    for i = 1, #a do near(a[i], b[i], tol, (what or "") .. "[" .. i .. "]") end
-    return
-  end
-  assert(math.abs(a - b) <= tol, string.format("%s: got %.9g, expected %.9g", what or "value", a, b))
-end
 
--- error helper: the message must contain every fragment (plain text)
-local function fails_with(f, ...)
-  local ok, msg = pcall(f)
-  assert.is_false(ok, "expected an error")
-  msg = tostring(msg)
-  for _, frag in ipairs({ ... }) do
-    assert(msg:find(frag, 1, true), string.format("error %q does not mention %q", msg, frag))
-  end
-  return msg
-end
 
 describe("creation", function()
   it("zeros, ones, full with shapes as tables or varargs, and dtypes", function()

@@ -33,6 +33,14 @@ size_t oe_utf8_encode(uint32_t cp, char *o) {
   return 4;
 }
 
+int oe_fail(oe_err *e, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
 int oe_fail_path(oe_err *e, int code, const char *path, const char *fmt, ...) {
   char buf[400];
   va_list ap;

@@ -1,4 +1,5 @@
 /* mel.c: see mel.h. */
+#include "../core/util.h"
 #include "mel.h"
 #include <math.h>
 #include <stdarg.h>
@@ -9,13 +10,7 @@
 #include <pthread.h>
 #include <fftw3.h>
 
-static int fail(oe_err *e, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-  va_end(ap);
-  return code;
-}
+#define fail oe_fail
 
 void oe_mel_default_opts(oe_mel_opts *o, int rate) {
   memset(o, 0, sizeof *o);

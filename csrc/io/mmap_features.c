@@ -16,13 +16,7 @@
 #include <immintrin.h>
 #endif
 
-static int fail(oe_err *e, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-  va_end(ap);
-  return code;
-}
+#define fail oe_fail
 
 
 void oe_f16_to_f32_n(const uint16_t *src, float *dst, size_t n) {

@@ -89,13 +89,7 @@ uint16_t oe_f32_to_bf16(float f) {
 
 /* ---------------------------------------------------------------- errors */
 
-static int err(oe_err *e, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-  va_end(ap);
-  return code;
-}
+#define err oe_fail
 
 /* printable form of a name for messages */
 static const char *shown(const char *s, size_t n, char *buf, size_t cap) {

@@ -26,19 +26,12 @@
 -- step-1 parts are not nested.
 local core = require "oneencoder.core"
 local S = require "oneencoder.serialize"
+local T = require "oneencoder.tensor"
 local model_mod = require "oneencoder.model"
 
 local M = {}
 
-local function shape_str(s)
-  if #s == 0 then return "()" end
-  return "(" .. table.concat(s, ", ") .. (#s == 1 and ",)" or ")")
-end
-local function same_shape(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do if a[i] ~= b[i] then return false end end
-  return true
-end
+local same_shape, shape_str = T.same_dims, T.dims_str
 local function sorted_keys(t)
   local out = {}
   for k in pairs(t) do out[#out + 1] = k end

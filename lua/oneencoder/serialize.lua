@@ -9,6 +9,7 @@
 -- a string) raise errors. Saving is crash-safe: the file is written next to
 -- the target under a temporary name, synced, then renamed over it.
 local core = require "oneencoder.core"
+local T = require "oneencoder.tensor"
 
 local S = {}
 
@@ -49,12 +50,7 @@ function S.save_module(module, path, metadata, opts)
   return S.save(path, module:state_dict(), metadata, opts)
 end
 
-local function same_shape(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do if a[i] ~= b[i] then return false end end
-  return true
-end
-local function shape_str(s) return "(" .. table.concat(s, ", ") .. (#s == 1 and ",)" or ")") end
+local same_shape, shape_str = T.same_dims, T.dims_str
 
 -- load_module(module, path, {strict = true}): copies the file's tensors into
 -- the module's parameters and buffers by state-dict name. The header is

@@ -14,14 +14,15 @@ local T = {} -- methods
 
 local function scalar_tensor(v) return core.fill_(core.zeros({}), v) end
 
-local function same_shape(a, b)
-  local sa, sb = shape_of(a), shape_of(b)
-  if #sa ~= #sb then return false end
-  for i = 1, #sa do if sa[i] ~= sb[i] then return false end end
+-- shapes as Lua tables: equality and "(2, 3)" / "(5,)" / "()" text
+local function same_dims(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
   return true
 end
-
 local function shape_str(s) return "(" .. table.concat(s, ", ") .. (#s == 1 and ",)" or ")") end
+local function same_shape(a, b) return same_dims(shape_of(a), shape_of(b)) end
+T.same_dims, T.dims_str = same_dims, shape_str
 T.shape_str = function(t) return shape_str(shape_of(t)) end
 
 local function norm_dim(t, d, fn)
