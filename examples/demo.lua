@@ -191,19 +191,7 @@ local t_train = core.now() - t_train0
 local untrained = add_step2(build(nil)) -- the same pipeline and initial weights, no training
 
 -- ------------------------------------------------------------------ evaluation
-local function embed_set(m, name, set)
-  return oe.no_grad(function()
-    m:eval()
-    local rows = {}
-    for s = 1, set:size(), 512 do
-      local ids = {}
-      for i = s, math.min(set:size(), s + 511) do ids[#ids + 1] = i end
-      local x, l = set:batch(ids)
-      rows[#rows + 1] = m:embed(name, x, l)
-    end
-    return #rows == 1 and rows[1] or oe.cat(rows, 1)
-  end)
-end
+local function embed_set(m, name, set) return m:embed_set(name, set, 512) end
 
 local function embed_texts(m, texts)
   local f, l = enc.text:encode(texts)

@@ -6,10 +6,8 @@ package.path = "examples/?.lua;" .. package.path
 local oe = require "oneencoder"
 local toy = require "toy_data"
 
-local tensors, meta = oe.load(arg[1] or "runs/examples/step2.safetensors")
-if not tensors then error(meta .. " (run examples/step1_align.lua and examples/step2_extend.lua first)") end
-local model = assert(oe.model.from_metadata(meta))
-model:load_state_dict(tensors)
+local model, err = oe.checkpoint.load(arg[1] or "runs/examples/step2.safetensors")    -- the config travels in the file
+if not model then error(err .. " (run examples/step1_align.lua and examples/step2_extend.lua first)") end
 model:eval()
 
 local test = toy.dataset(160, 77)

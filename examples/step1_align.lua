@@ -28,6 +28,5 @@ local result = oe.train.align(model, {
 })
 print(string.format("step 1 done: %d epochs, best validation loss %.4f", result.epochs, result.best_val_loss))
 
-local ok, err = oe.save(out, model:state_dict(), model:config_metadata())
-assert(ok, err)
+assert(oe.checkpoint.save(model, out))                   -- weights and config, crash-safe
 print("saved " .. out)

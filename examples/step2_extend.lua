@@ -9,10 +9,8 @@ local toy = require "toy_data"
 
 local path = arg[1] or "runs/examples/step1.safetensors"
 local out = arg[2] or "runs/examples/step2.safetensors"
-local tensors, meta = oe.load(path)
-if not tensors then error(meta .. " (run examples/step1_align.lua first)") end
-local model = assert(oe.model.from_metadata(meta))    -- the config travels in the file
-model:load_state_dict(tensors)
+local model, err = oe.checkpoint.load(path)    -- the config travels in the file
+if not model then error(err .. " (run examples/step1_align.lua first)") end
 
 local data = toy.dataset(640, 2)
 local enc = toy.encoders()
@@ -29,6 +27,5 @@ local result = oe.train.extend(model, {
   checkpoint_dir = "runs/examples/step2", log_path = "runs/examples/step2/log.jsonl",
 })
 print(string.format("step 2 done: %d epochs, best validation loss %.4f", result.epochs, result.best_val_loss))
-local ok, err = oe.save(out, model:state_dict(), model:config_metadata())
-assert(ok, err)
+assert(oe.checkpoint.save(model, out))
 print("saved " .. out)

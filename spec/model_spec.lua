@@ -198,6 +198,21 @@ describe("OneEncoder model", function()
     end
   end)
 
+  it("embed_set embeds a whole feature set in eval mode and restores the mode", function()
+    oe.manual_seed(4)
+    local m = oe.OneEncoder({ d = 16, ff = 32 })
+    m:add_modality("text", { input_dim = 8 })
+    local set = oe.data.FeatureSet(oe.randn({ 5, 3, 8 }), { 3, 1, 2, 3, 2 })
+    m:train()
+    local all = m:embed_set("text", set, 2)  -- three batches of at most 2
+    assert.is_true(m.training)
+    m:eval()
+    local x, l = set:batch({ 1, 2, 3, 4, 5 })
+    local direct = oe.no_grad(function() return m:embed("text", x, l) end)
+    assert.is_true(rel_err(all, direct) < 1e-6)
+    assert.is_false(all.requires_grad == true)
+  end)
+
   it("rejects bad input with clear messages", function()
     local m = oe.OneEncoder({ d = 16, ff = 32 })
     m:add_modality("text", { input_dim = 8 })

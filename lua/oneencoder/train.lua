@@ -170,20 +170,7 @@ local function run(model, o, stage)
   -- step 2: the anchor side cannot change, embed it once
   local anchor
   if stage == 2 then
-    anchor = A.no_grad(function()
-      local was = model.training
-      model:eval()
-      local rows = {}
-      local n = b.set:size()
-      for s = 1, n, 256 do
-        local ids = {}
-        for i = s, math.min(n, s + 255) do ids[#ids + 1] = i end
-        local x, l = b.set:batch(ids)
-        rows[#rows + 1] = model:embed(b.name, x, l)
-      end
-      model:train(was)
-      return #rows == 1 and rows[1] or core.cat(rows, 1)
-    end)
+    anchor = model:embed_set(b.name, b.set, 256)
   end
   local function embed_b(ids, training)
     if anchor then

@@ -147,6 +147,27 @@ function OneEncoder:embed(name, x, lengths)
   return F.normalize(pooled, 2, -1)
 end
 
+-- embed_set(name, set, batch = 256) -> (N, d): every item of a feature set (size, batch),
+-- in eval mode and without gradients; the model's train/eval mode is restored
+function OneEncoder:embed_set(name, set, batch)
+  batch = batch or 256
+  local A = require "oneencoder.autograd"
+  return A.no_grad(function()
+    local was = self.training
+    self:eval()
+    local rows = {}
+    local n = set:size()
+    for s = 1, n, batch do
+      local ids = {}
+      for i = s, math.min(n, s + batch - 1) do ids[#ids + 1] = i end
+      local x, l = set:batch(ids)
+      rows[#rows + 1] = self:embed(name, x, l)
+    end
+    self:train(was)
+    return #rows == 1 and rows[1] or core.cat(rows, 1)
+  end)
+end
+
 -- logit scale: exp(clamp(t, 2.5, 3.0)); constant exp(2.5) unless learnable
 function OneEncoder:logit_scale()
   local c = self.cfg
