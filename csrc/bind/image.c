@@ -123,18 +123,27 @@ static int fail_io(lua_State *L, const char *fn, const char *name, const char *m
   return 2;
 }
 
+/* the source at argument 1 with options at 2, read up to its header: 1 on
+ * success, 0 with nil, message pushed (bad file) */
+static int open_source(lua_State *L, const char *fn, oe_image_opts *o, const uint8_t **data, size_t *len,
+                       const char **name, oe_image_info *info) {
+  read_image_opts(L, 2, o, fn);
+  if (!get_source(L, 2, fn, data, len, name)) return 0;
+  oe_err e;
+  if (oe_image_info_of(*data, *len, o, info, &e) != OE_OK) { fail_io(L, fn, *name, e.msg); return 0; }
+  return 1;
+}
+
 /* image_load(src, opts) -> uint8 (H, W, 3|4) | nil, msg */
 static int l_load(lua_State *L) {
   const char *fn = "image.load";
   oe_image_opts o;
-  read_image_opts(L, 2, &o, fn);
   const uint8_t *data;
   size_t len;
   const char *name;
-  if (!get_source(L, 2, fn, &data, &len, &name)) return 2;
   oe_image_info info;
   oe_err e;
-  if (oe_image_info_of(data, len, &o, &info, &e) != OE_OK) return fail_io(L, fn, name, e.msg);
+  if (!open_source(L, fn, &o, &data, &len, &name, &info)) return 2;
   int h, w, c;
   oe_image_out_size(&info, &o, &h, &w, &c);
   int64_t shape[3] = {h, w, c};
@@ -147,14 +156,11 @@ static int l_load(lua_State *L) {
 static int l_info(lua_State *L) {
   const char *fn = "image.info";
   oe_image_opts o;
-  read_image_opts(L, 2, &o, fn);
   const uint8_t *data;
   size_t len;
   const char *name;
-  if (!get_source(L, 2, fn, &data, &len, &name)) return 2;
   oe_image_info info;
-  oe_err e;
-  if (oe_image_info_of(data, len, &o, &info, &e) != OE_OK) return fail_io(L, fn, name, e.msg);
+  if (!open_source(L, fn, &o, &data, &len, &name, &info)) return 2;
   lua_createtable(L, 0, 8);
   lua_pushinteger(L, info.width); lua_setfield(L, -2, "width");
   lua_pushinteger(L, info.height); lua_setfield(L, -2, "height");
