@@ -26,6 +26,11 @@ static inline float oe_rng_uniform(uint64_t bits) { return (float)(bits >> 40) *
 /* uniform in (0, 1] as double, for Box-Muller */
 static inline double oe_rng_uniform_open(uint64_t bits) { return ((double)(bits >> 11) + 1.0) * (1.0 / 9007199254740992.0); }
 
+/* Dropout: draw `bits` keeps its unit when its 24-bit uniform u satisfies u / 2^24 >= p,
+ * tested in integers as u >= oe_rng_keep_threshold(p) = ceil(p 2^24). */
+static inline uint64_t oe_rng_keep_threshold(float p) { return (uint64_t)__builtin_ceil((double)p * 16777216.0); }
+static inline int oe_rng_keep(uint64_t bits, uint64_t threshold) { return (bits >> 40) >= threshold; }
+
 void oe_rng_fill_uniform(oe_rng *r, float *out, int64_t n, float lo, float hi);
 void oe_rng_fill_normal(oe_rng *r, float *out, int64_t n, float mean, float std);
 #endif

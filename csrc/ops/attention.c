@@ -13,7 +13,7 @@ void oe_attention_forward(oe_attn_args *a, oe_rng *r) {
   const float scale = 1.0f / sqrtf((float)hd);
   const float keep_scale = a->p > 0 ? 1.0f / (1.0f - a->p) : 1.0f;
   uint64_t base = a->p > 0 ? oe_rng_reserve(r, (uint64_t)(B * H * L * S)) : 0;
-  const uint64_t thresh = (uint64_t)ceil((double)a->p * 16777216.0); /* keep when 24-bit draw >= p 2^24 */
+  const uint64_t thresh = oe_rng_keep_threshold(a->p);
 #pragma omp parallel
   {
     float *tmp = a->p > 0 ? malloc(sizeof(float) * (size_t)(L * S)) : NULL;
@@ -36,8 +36,7 @@ void oe_attention_forward(oe_attn_args *a, oe_rng *r) {
       if (a->p > 0 && tmp) {
         uint8_t *m = a->mask + bh * L * S;
         for (int64_t i = 0; i < L * S; i++) {
-          /* the same decision as oe_rng_uniform(bits) >= p, in integers */
-          uint8_t keep = (oe_rng_at(r, base, (uint64_t)(bh * L * S + i)) >> 40) >= thresh;
+          uint8_t keep = oe_rng_keep(oe_rng_at(r, base, (uint64_t)(bh * L * S + i)), thresh);
           m[i] = keep;
           tmp[i] = keep ? P[i] * keep_scale : 0.0f;
         }

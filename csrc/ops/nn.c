@@ -132,10 +132,11 @@ void oe_layernorm_backward(const float *x, const float *w, const float *mean, co
 
 void oe_dropout_forward(oe_rng *r, const float *x, float *y, uint8_t *mask, int64_t n, float p) {
   uint64_t base = oe_rng_reserve(r, (uint64_t)n);
+  const uint64_t thresh = oe_rng_keep_threshold(p);
   float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) {
-    uint8_t keep = oe_rng_uniform(oe_rng_at(r, base, (uint64_t)i)) >= p;
+    uint8_t keep = oe_rng_keep(oe_rng_at(r, base, (uint64_t)i), thresh);
     mask[i] = keep;
     y[i] = keep ? x[i] * scale : 0.0f;
   }
@@ -146,12 +147,11 @@ void oe_dropout_forward(oe_rng *r, const float *x, float *y, uint8_t *mask, int6
 void oe_relu_dropout_forward(oe_rng *r, const float *x, float *y, int64_t n, float p) {
   uint64_t base = p > 0 ? oe_rng_reserve(r, (uint64_t)n) : 0;
   float scale = 1.0f / (1.0f - p);
-  /* keep when the 24-bit draw u satisfies u / 2^24 >= p, i.e. u >= ceil(p 2^24) */
-  const uint64_t thresh = (uint64_t)ceil((double)p * 16777216.0);
+  const uint64_t thresh = oe_rng_keep_threshold(p);
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) {
     float v = x[i] > 0 ? x[i] : 0.0f;
-    if (p > 0) v = (oe_rng_at(r, base, (uint64_t)i) >> 40) >= thresh ? v * scale : 0.0f;
+    if (p > 0) v = oe_rng_keep(oe_rng_at(r, base, (uint64_t)i), thresh) ? v * scale : 0.0f;
     y[i] = v;
   }
 }
