@@ -3,6 +3,7 @@
 -- matmuls, the underlying modules (image, audio) and each other. Small synthetic inputs.
 local oe = require "oneencoder"
 local core = oe.core
+local H = require "helpers"
 local E = oe.encoders
 local image = oe.image
 local audio = oe.audio
@@ -593,7 +594,12 @@ describe("frames", function()
     assert.same({ 2, 4, 16 }, core.shape(f))
     local r = rows(f)
     local alone = rows((e:encode({ b })))
-    for t = 1, 2 do for d = 1, 16 do near(r[2][t][d], alone[1][t][d], 1e-6, "alone") end end
+    -- alone: other GEMM shapes. Each value sums 48 products of |pixel| <= 1 and weights, then
+    -- averages 4 patches and adds the position code: (48 + 4 + 1) roundings of at most the
+    -- largest column sum of |W|
+    local W = E.create("patches", { size = 8, patch = 4, proj = 16, seed = 2 }).proj_weight
+    local tol = H.sum_tol(48 + 4 + 1, math.max(table.unpack(core.totable(W:abs():sum(1)))) + 1)
+    for t = 1, 2 do for d = 1, 16 do near(r[2][t][d], alone[1][t][d], tol, "alone") end end
     for t = 3, 4 do for d = 1, 16 do assert.equal(0, r[2][t][d]) end end
     -- a (B, T, C, H, W) tensor equals the list of its clips
     local five = core.reshape(core.cat({ clip(2, 5), clip(2, 6) }, 1), { 2, 2, 3, 8, 8 })
@@ -673,7 +679,12 @@ describe("encode_files", function()
     local f, lengths, kept, bad = E.encode_files(e, paths, { on_error = "skip", batch = 1 })
     assert.same({ 1, 3 }, kept)
     assert.same({ 5, 5 }, lengths)
-    assert.equal(bytes((e:encode({ a, b }))), bytes(f))
+    -- batches of one against a batch of two: other GEMM shapes; each feature is a sum of
+    -- 4 * 4 * 3 = 48 products of pixels in [0, 1] and projection weights (+ a bias)
+    local want = e:encode({ a, b })
+    -- ("half" normalisation: |pixel| <= 1, so sum |x_i w_ij| <= the largest column sum of |W|)
+    local colsum = core.totable(e.proj_weight:abs():sum(1))
+    H.allclose(f, want, H.sum_tol(49, math.max(table.unpack(colsum)) + 1), "features")
     assert.equal(3, #bad)
     assert.same({ 2, 4, 5 }, { bad[1].index, bad[2].index, bad[3].index })
     assert.equal(tmp .. "/bad.png", bad[1].path)

@@ -4,6 +4,7 @@
 -- per-tensor relative; the 20-step loss trajectory 1e-3 relative per entry).
 local oe = require "oneencoder"
 local core = oe.core
+local H = require "helpers"
 
 local FIX = "spec/fixtures/oneencoder/"
 
@@ -209,7 +210,10 @@ describe("OneEncoder model", function()
     m:eval()
     local x, l = set:batch({ 1, 2, 3, 4, 5 })
     local direct = oe.no_grad(function() return m:embed("text", x, l) end)
-    assert.is_true(rel_err(all, direct) < 1e-6)
+    -- batches of 2 against one of 5: other GEMM shapes, other summation orders. The forward chains
+    -- sums of 8 (head), 16 (head, QKV, attention, out proj, ff), 32 (ff) products: relative
+    -- error bound about (8 + 5 * 16 + 32) * u, normalisation keeping it relative
+    assert.is_true(rel_err(all, direct) < H.sum_tol(8 + 5 * 16 + 32))
     assert.is_false(all.requires_grad == true)
   end)
 
