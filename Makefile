@@ -6,7 +6,7 @@
 #   make bench      benchmarks (bench/*.lua), figures printed as "name: value"
 #   make install    luarocks --lua-version=5.4 make rockspec/oneencoder-scm-1.rockspec
 
-PKGS      := lua5.4 openblas sndfile libturbojpeg libpng libavformat libavcodec libavutil libswscale libswresample fftw3f
+PKGS      := lua5.4 openblas sndfile libturbojpeg libpng libavformat libavcodec libavutil libswscale libswresample fftw3f libutf8proc
 CC        ?= gcc
 OPT       ?= -O3 -march=native
 CFLAGS    += $(OPT) -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \

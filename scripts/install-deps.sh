@@ -3,7 +3,7 @@
 # As root it runs apt-get itself; otherwise it prints the exact command.
 PKGS="lua5.4 liblua5.4-dev luarocks lua-busted libopenblas-dev pkg-config gcc make \
 libsndfile1-dev libturbojpeg0-dev libpng-dev libavformat-dev libavcodec-dev libavutil-dev \
-libswscale-dev libswresample-dev ffmpeg espeak-ng libfftw3-dev"
+libswscale-dev libswresample-dev ffmpeg espeak-ng libfftw3-dev libutf8proc-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

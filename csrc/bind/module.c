@@ -16,5 +16,7 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_eval(L);
   oe_bind_cache(L);
   oe_bind_encoders(L);
+  oe_bind_text(L);
+  oe_bind_frozen(L);
   return 1;
 }
