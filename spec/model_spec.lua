@@ -233,6 +233,41 @@ describe("OneEncoder model", function()
     assert.truthy(err:match("unknown fusion 'sum'"))
   end)
 
+  it("refuses modality names that would replace or shadow a part of the model", function()
+    local m = oe.OneEncoder({ d = 16, ff = 32 })
+    local up = m.universal_projection_encoder
+    local function refused(model, name, why)
+      local ok, err = pcall(model.add_modality, model, name, { input_dim = 8 })
+      assert.is_false(ok, name .. " was accepted")
+      assert.truthy(tostring(err):find("add_modality: the name '" .. name .. "' is not allowed: " .. why, 1, true), tostring(err))
+      assert.is_nil(model.modalities[name])
+    end
+    -- the Universal Projection and the step-1 token group, before and after they exist
+    refused(m, "universal_projection", "its encoder would replace the model's 'universal_projection_encoder'")
+    refused(m, "modality_token", "its encoder would replace the model's 'modality_token_encoder'")
+    assert.are.equal(up, m.universal_projection_encoder)
+    m:add_modality("image", { input_dim = 8 })
+    local group = m.modality_token_encoder
+    refused(m, "modality_token", "its encoder would replace the model's 'modality_token_encoder'")
+    assert.are.equal(group, m.modality_token_encoder)
+    -- a token named like a method of the token encoder (add_token)
+    refused(m, "add", "its token 'add_token' would replace a field of the token encoder")
+    m:add_modality("text_token", { input_dim = 8 })  -- fine in step 1: text_token_encoder
+    m:freeze()
+    -- step 2 "text" would need text_token_encoder for its own token group
+    refused(m, "text", "it would replace the model's field or part 'text_token_encoder'")
+    m:add_modality("audio", { input_dim = 8 })
+    refused(m, "audio_token", "it would replace the model's field or part 'audio_token_encoder'")
+    refused(m, "add", "its token 'add_token' would replace a field of the token encoder")
+    -- nothing was replaced: the state dict has exactly the parts of image, text_token and audio
+    local prefixes = {}
+    for _, name in ipairs(m:state_dict_names()) do prefixes[name:match("^[^.]+")] = true end
+    assert.are.same({ universal_projection_encoder = true, temperature = true, image_encoder = true,
+      modality_token_encoder = true, text_token_encoder = true, audio_encoder = true, audio_token_encoder = true }, prefixes)
+    assert.are.equal(up, m.universal_projection_encoder)
+    assert.are.same({ "image", "text_token", "audio" }, m.order)
+  end)
+
   it("rebuilds itself from its checkpoint metadata", function()
     oe.manual_seed(3)
     local m = oe.OneEncoder({ d = 16, ff = 32, fusion = "multiplication" })

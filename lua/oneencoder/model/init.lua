@@ -54,12 +54,31 @@ end
 -- stage: 1 while nothing is frozen (modalities share the step-1 token MLP), 2 after freeze()
 function OneEncoder:stage() return self.frozen_stage and 2 or 1 end
 
+-- name_clash(model, name) -> nil, or why a modality called name would replace or shadow
+-- something: its parts are model fields <name>_encoder (and <name>_token_encoder after
+-- freeze()), its raw token a field <name>_token of a token encoder; none may exist yet,
+-- and the model's own part names stay theirs even before they are created.
+local RESERVED = { universal_projection = "universal_projection_encoder", modality_token = "modality_token_encoder" }
+local function name_clash(model, name)
+  if RESERVED[name] then return "its encoder would replace the model's '" .. RESERVED[name] .. "'" end
+  local fields = { name .. "_encoder" }
+  if model:stage() == 2 then fields[2] = name .. "_token_encoder" end
+  for _, f in ipairs(fields) do
+    if model[f] ~= nil then return "it would replace the model's field or part '" .. f .. "'" end
+  end
+  local group = model:stage() == 1 and model.modality_token_encoder or P.TokenEncoder
+  if group[name .. "_token"] ~= nil then return "its token '" .. name .. "_token' would replace a field of the token encoder" end
+  return nil
+end
+
 -- add_modality(name, {input_dim = 768}): a projection head (step 1) or an
 -- alignment layer + new token + new token MLP (after freeze(): step 2)
 function OneEncoder:add_modality(name, opts)
   opts = opts or {}
   if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then error("add_modality: name must be an identifier, got " .. tostring(name), 2) end
   if self.modalities[name] then error("add_modality: modality '" .. name .. "' already exists", 2) end
+  local clash = name_clash(self, name)
+  if clash then error(string.format("add_modality: the name '%s' is not allowed: %s", name, clash), 2) end
   local din = opts.input_dim or 768
   if math.type(din) ~= "integer" or din < 1 then error("add_modality: input_dim must be a positive integer", 2) end
   local c = self.cfg
