@@ -6,34 +6,54 @@
 #   make bench      benchmarks (bench/*.lua), figures printed as "name: value"
 #   make install    luarocks --lua-version=5.4 make rockspec/oneencoder-scm-1.rockspec
 
-PKGS      := lua5.4 openblas sndfile libturbojpeg libpng libavformat libavcodec libavutil libswscale libswresample fftw3f libutf8proc
+# Libraries the core links (pkg-config names). Lua's headers come from LUA_INCDIR (LuaRocks
+# passes it) or pkg-config lua5.4; a Lua C module never links liblua itself (an interpreter
+# linked statically would then hold two Lua cores).
+PKGS      := openblas sndfile libturbojpeg libpng libavformat libavcodec libavutil libswscale libswresample fftw3f libutf8proc
 CC        ?= gcc
-OPT       ?= -O3 -march=native
-CFLAGS    += $(OPT) -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
-             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmvec -lm -lgomp
+# Portable by default: the x86-64 baseline, with the hot kernels cloned for AVX2/FMA and
+# AVX-512 and chosen at run time (csrc/core/cpu.h). NATIVE=1 builds for this machine only.
+OPT       ?= -O3
+ifeq ($(NATIVE),1)
+OPT       += -march=native -DOE_NATIVE
+endif
+LUA_INCDIR ?=
+LUA_CFLAGS := $(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(shell pkg-config --cflags lua5.4 2>/dev/null))
+LIBFLAG   ?= -shared
+# CFLAGS, LDFLAGS and LIBFLAG from the environment or LuaRocks come after the project's own
+OE_CFLAGS := $(OPT) -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
+             $(LUA_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+OE_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmvec -lm -lgomp
 SRC       := $(sort $(wildcard csrc/*/*.c))
 BUILD     ?= build
 OBJ       := $(SRC:csrc/%.c=$(BUILD)/obj/%.o)
 HDR       := $(wildcard csrc/*/*.h)
 LIB       := $(BUILD)/oneencoder/core.so
 LUA       := lua5.4
+STAMP     := $(BUILD)/obj/.flags
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test sanitize bench demo install rock-install clean
+.PHONY: all deps deps-lib test sanitize bench demo install rock rock-install clean FORCE
 
 all: $(LIB)
 
-$(BUILD)/obj/%.o: csrc/%.c $(HDR)
+# objects are rebuilt when the compiler or its flags change (NATIVE=1, a sanitizer, CFLAGS)
+$(STAMP): FORCE
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo '$(CC) $(OE_CFLAGS) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(OE_CFLAGS) $(CFLAGS)' > $@
+
+$(BUILD)/obj/%.o: csrc/%.c $(HDR) $(STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(OE_CFLAGS) $(CFLAGS) -c $< -o $@
 
 # -z nodelete: lua_close() dlcloses core.so; without it libgomp is unmapped while
 # its idle OpenMP worker threads still run in it, and the process segfaults at exit.
 $(LIB): $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(CFLAGS) -Wl,-z,nodelete -o $@ $(OBJ) $(LDLIBS)
+	$(CC) $(LIBFLAG) $(OE_CFLAGS) $(CFLAGS) $(LDFLAGS) -Wl,-z,nodelete -o $@ $(OBJ) $(OE_LIBS) $(LDLIBS)
+
+FORCE:
 
 deps:
 	@sh scripts/install-deps.sh

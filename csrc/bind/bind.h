@@ -39,6 +39,7 @@ void oe_bind_video(lua_State *L);       /* bind/video.c */
 void oe_bind_eval(lua_State *L);
 void oe_bind_cache(lua_State *L);       /* bind/cache.c */
 void oe_bind_encoders(lua_State *L);    /* bind/encoders.c */
+void oe_bind_info(lua_State *L);        /* bind/info.c: oe.info, BLAS kernels */
 void oe_bind_text(lua_State *L);        /* bind/text.c: tokenizers */
 void oe_bind_frozen(lua_State *L);      /* bind/frozen.c: pretrained encoders */
 #endif

@@ -1,7 +1,9 @@
 /* module.c: luaopen_oneencoder_core, the entry point of the C extension. */
 #include "bind.h"
+#include "../core/blas.h"
 
 int luaopen_oneencoder_core(lua_State *L) {
+  oe_blas_init(); /* before any product: kernels matching the CPU */
   oe_threads_init();
   oe_memory_init();
   lua_newtable(L);
@@ -16,6 +18,7 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_eval(L);
   oe_bind_cache(L);
   oe_bind_encoders(L);
+  oe_bind_info(L);
   oe_bind_text(L);
   oe_bind_frozen(L);
   return 1;

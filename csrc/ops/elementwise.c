@@ -1,5 +1,6 @@
 /* elementwise.c: broadcasting binary ops, unary ops and their backward. */
 #include "ops.h"
+#include "../core/cpu.h"
 #include <math.h>
 #include <string.h>
 
@@ -57,6 +58,7 @@ static inline float binop(oe_binop op, float x, float y) {
     for (int64_t j = 0; j < inner; j++) { float x = pa[j * ia], y = pb[j * ib]; po[j] = (EXPR); } \
   }
 
+OE_SIMD_CLONES
 void oe_binary_f32(oe_binop op, const float *a, int na, const int64_t *sa, const float *b, int nb,
                    const int64_t *sb, float *out, int nout, const int64_t *sout) {
   int64_t sta[OE_MAX_DIMS], stb[OE_MAX_DIMS];
@@ -80,6 +82,7 @@ static inline float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
 
+OE_SIMD_CLONES
 void oe_unary_f32(oe_unop op, const float *x, float *out, int64_t n, float p1, float p2) {
 #define UN_LOOP(EXPR) \
   _Pragma("omp parallel for schedule(static) if (n > 32768)") \
@@ -108,6 +111,7 @@ void oe_unary_f32(oe_unop op, const float *x, float *out, int64_t n, float p1, f
 #undef UN_LOOP
 }
 
+OE_SIMD_CLONES
 void oe_unary_backward_f32(oe_unop op, const float *x, const float *y, const float *g, float *gx, int64_t n,
                            float p1, float p2) {
 #define UB_LOOP(EXPR) \
@@ -148,6 +152,7 @@ void oe_unary_backward_f32(oe_unop op, const float *x, const float *y, const flo
   (void)p2;
 }
 
+OE_SIMD_CLONES
 void oe_sum_to_f32(const float *g, int ng, const int64_t *sg, float *out, int nt, const int64_t *st) {
   int64_t total_t = oe_numel_of(nt, st), total_g = oe_numel_of(ng, sg);
   memset(out, 0, (size_t)total_t * sizeof(float));
@@ -166,6 +171,7 @@ void oe_sum_to_f32(const float *g, int ng, const int64_t *sg, float *out, int nt
   }
 }
 
+OE_SIMD_CLONES
 void oe_expand_f32(const float *x, int nx, const int64_t *sx, float *out, int no, const int64_t *so) {
   int64_t str[OE_MAX_DIMS];
   if (no == 0) { out[0] = x[0]; return; }
@@ -179,6 +185,7 @@ void oe_expand_f32(const float *x, int nx, const int64_t *sx, float *out, int no
   }
 }
 
+OE_SIMD_CLONES
 void oe_axpy_f32(float *y, const float *x, int64_t n, float alpha) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];

@@ -1,27 +1,46 @@
 /* nn.c: softmax, layer norm, dropout, L2 normalisation, cross entropy. */
 #include "ops.h"
+#include "../core/cpu.h"
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
-/* out[j] = exp(x[j] - m): glibc's vector expf (libmvec, 8 lanes) where AVX2 is available */
-#if defined(__AVX2__)
+/* out[j] = exp(x[j] - m) through glibc's vector expf (libmvec: 16 lanes with AVX-512,
+ * 8 with AVX2), chosen at run time like the clones; scalar expf elsewhere */
+#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 __m256 _ZGVdN8v_expf(__m256);
-static void exp_shift(const float *x, float m, float *out, int64_t n) {
+__m512 _ZGVeN16v_expf(__m512);
+__attribute__((target("avx2,fma"))) static void exp_shift_avx2(const float *x, float m, float *out, int64_t n) {
   __m256 vm = _mm256_set1_ps(m);
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm)));
   for (; j < n; j++) out[j] = expf(x[j] - m);
 }
-#else
-static void exp_shift(const float *x, float m, float *out, int64_t n) {
-  for (int64_t j = 0; j < n; j++) out[j] = expf(x[j] - m);
+__attribute__((target("avx512f"))) static void exp_shift_avx512(const float *x, float m, float *out, int64_t n) {
+  __m512 vm = _mm512_set1_ps(m);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) _mm512_storeu_ps(out + j, _ZGVeN16v_expf(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm)));
+  for (; j < n; j++) out[j] = expf(x[j] - m);
 }
 #endif
+static void exp_shift_scalar(const float *x, float m, float *out, int64_t n) {
+  for (int64_t j = 0; j < n; j++) out[j] = expf(x[j] - m);
+}
+typedef void (*exp_shift_fn)(const float *, float, float *, int64_t);
+static exp_shift_fn exp_shift_pick(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static int level = -1;
+  if (level < 0) level = oe_cpu_simd_level(); /* same value from every thread */
+  if (level == OE_SIMD_AVX512) return exp_shift_avx512;
+  if (level == OE_SIMD_AVX2) return exp_shift_avx2;
+#endif
+  return exp_shift_scalar;
+}
 
-/* x (rows, n) -> y (rows, n); x == y allowed */
+OE_SIMD_CLONES
 void oe_softmax_f32(const float *x, float *y, int64_t rows, int64_t n, int take_log) {
+  const exp_shift_fn exp_shift = exp_shift_pick();
 #pragma omp parallel for schedule(static) if (rows * n > 32768 && !omp_in_parallel())
   for (int64_t r = 0; r < rows; r++) {
     const float *px = x + r * n;
@@ -51,6 +70,7 @@ void oe_softmax_f32(const float *x, float *y, int64_t rows, int64_t n, int take_
   }
 }
 
+OE_SIMD_CLONES
 void oe_softmax_backward_f32(const float *y, const float *g, float *gx, int64_t rows, int64_t n, int log) {
 #pragma omp parallel for schedule(static) if (rows * n > 32768)
   for (int64_t r = 0; r < rows; r++) {
@@ -67,6 +87,7 @@ void oe_softmax_backward_f32(const float *y, const float *g, float *gx, int64_t 
   }
 }
 
+OE_SIMD_CLONES
 void oe_layernorm_forward(const float *x, const float *w, const float *b, float *y, float *mean, float *rstd,
                           int64_t rows, int64_t n, float eps) {
 #pragma omp parallel for schedule(static) if (rows * n > 32768)
@@ -87,6 +108,7 @@ void oe_layernorm_forward(const float *x, const float *w, const float *b, float 
   }
 }
 
+OE_SIMD_CLONES
 void oe_layernorm_backward(const float *x, const float *w, const float *mean, const float *rstd, const float *g,
                            float *gx, float *gw, float *gb, int64_t rows, int64_t n) {
   if (gx) {
@@ -130,6 +152,7 @@ void oe_layernorm_backward(const float *x, const float *w, const float *mean, co
   }
 }
 
+OE_SIMD_CLONES
 void oe_dropout_forward(oe_rng *r, const float *x, float *y, uint8_t *mask, int64_t n, float p) {
   uint64_t base = oe_rng_reserve(r, (uint64_t)n);
   const uint64_t thresh = oe_rng_keep_threshold(p);
@@ -144,6 +167,7 @@ void oe_dropout_forward(oe_rng *r, const float *x, float *y, uint8_t *mask, int6
 
 /* fused relu + dropout: y = relu(x) * keep / (1 - p). Only y is kept for
  * backward: y > 0 exactly where x > 0 and the unit was kept. */
+OE_SIMD_CLONES
 void oe_relu_dropout_forward(oe_rng *r, const float *x, float *y, int64_t n, float p) {
   uint64_t base = p > 0 ? oe_rng_reserve(r, (uint64_t)n) : 0;
   float scale = 1.0f / (1.0f - p);
@@ -156,12 +180,14 @@ void oe_relu_dropout_forward(oe_rng *r, const float *x, float *y, int64_t n, flo
   }
 }
 
+OE_SIMD_CLONES
 void oe_relu_dropout_backward(const float *y, const float *g, float *gx, int64_t n, float p) {
   float scale = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) gx[i] = y[i] > 0 ? g[i] * scale : 0.0f;
 }
 
+OE_SIMD_CLONES
 void oe_l2norm_forward(const float *x, float *y, float *norm, int64_t rows, int64_t n, float eps) {
 #pragma omp parallel for schedule(static) if (rows * n > 32768)
   for (int64_t r = 0; r < rows; r++) {
@@ -176,6 +202,7 @@ void oe_l2norm_forward(const float *x, float *y, float *norm, int64_t rows, int6
 }
 
 /* y = x / max(|x|, eps): gx = (g - y (g.y)) / |x| when |x| > eps, else g / eps */
+OE_SIMD_CLONES
 void oe_l2norm_backward(const float *x, const float *y, const float *norm, const float *g, float *gx, int64_t rows,
                         int64_t n, float eps) {
 #pragma omp parallel for schedule(static) if (rows * n > 32768)
@@ -194,6 +221,7 @@ void oe_l2norm_backward(const float *x, const float *y, const float *norm, const
   (void)x;
 }
 
+OE_SIMD_CLONES
 int oe_cross_entropy_forward(const float *logits, const int64_t *targets, int64_t N, int64_t C, int64_t ignore,
                              float smoothing, float *probs, double *loss, int64_t *count, int64_t *bad) {
   for (int64_t i = 0; i < N; i++) {
@@ -227,6 +255,7 @@ int oe_cross_entropy_forward(const float *logits, const int64_t *targets, int64_
 }
 
 /* glogits = gscale * (probs - onehot_smoothed) for non-ignored rows, 0 otherwise */
+OE_SIMD_CLONES
 void oe_cross_entropy_backward(const float *probs, const int64_t *targets, int64_t N, int64_t C, int64_t ignore,
                                float smoothing, float gscale, float *glogits) {
 #pragma omp parallel for schedule(static) if (N * C > 32768)

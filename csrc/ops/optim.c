@@ -1,9 +1,11 @@
 /* optim.c: fused optimiser updates with PyTorch semantics. */
 #include "ops.h"
+#include "../core/cpu.h"
 #include <math.h>
 
 /* AdamW (torch.optim.AdamW): p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  * p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps) */
+OE_SIMD_CLONES
 void oe_adamw_step(float *p, const float *g, float *m, float *v, int64_t n, double lr_d, double beta1_d, double beta2_d,
                    double eps_d, double wd_d, int64_t step) {
   /* scalars in double as PyTorch computes them in Python, then rounded once */
@@ -27,6 +29,7 @@ void oe_adamw_step(float *p, const float *g, float *m, float *v, int64_t n, doub
 
 /* SGD (torch.optim.SGD): d = g + wd p; buf = momentum buf + (1 - dampening) d (buf = d at first);
  * d = nesterov ? d + momentum buf : buf; p -= lr d */
+OE_SIMD_CLONES
 void oe_sgd_step(float *p, const float *g, float *buf, int64_t n, float lr, float momentum, float dampening,
                  float wd, int nesterov, int first) {
 #pragma omp parallel for schedule(static) if (n > 65536)

@@ -1,11 +1,13 @@
 /* reduce.c: reductions along one dimension and top-k. */
 #include "ops.h"
+#include "../core/cpu.h"
 #include <math.h>
 #include <stdlib.h>
 
 /* x viewed as (outer, n, inner) -> out (outer, inner). Sums walk rows
  * contiguously (accumulating a block of columns in double), in parallel over
  * (outer, column block) so the order of additions never depends on threads. */
+OE_SIMD_CLONES
 void oe_reduce_f32(oe_redop op, const float *x, int64_t outer, int64_t n, int64_t inner, float *out, int64_t *idx) {
   const int64_t CB = 256;
   int64_t nblk = (inner + CB - 1) / CB;
@@ -38,6 +40,7 @@ void oe_reduce_f32(oe_redop op, const float *x, int64_t outer, int64_t n, int64_
   }
 }
 
+OE_SIMD_CLONES
 double oe_sum_all_f32(const float *x, int64_t n) {
   double s = 0;
 #pragma omp parallel for schedule(static) reduction(+ : s) if (n > 65536)
