@@ -21,5 +21,6 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_info(L);
   oe_bind_text(L);
   oe_bind_frozen(L);
+  oe_bind_generator(L);
   return 1;
 }

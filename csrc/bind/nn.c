@@ -78,24 +78,26 @@ static int n_layer_norm_backward(lua_State *L) {
   return 3;
 }
 
-/* dropout(x, p) -> y, mask (uint8) */
+/* dropout(x, p, generator|nil) -> y, mask (uint8) */
 static int n_dropout(lua_State *L) {
   oe_tensor *x = check_f32(L, 1, "dropout", "input");
   double p = luaL_checknumber(L, 2);
   if (!(p >= 0 && p < 1)) return oe_lua_fail(L, "dropout", "p must be in [0, 1), got %g", p);
+  struct oe_rng *rng = oe_lua_rng_opt(L, 3, "dropout");
   oe_tensor *y = oe_lua_push_uninit(L, "dropout", OE_F32, x->ndim, x->shape);
   oe_tensor *m = oe_lua_push_uninit(L, "dropout", OE_U8, x->ndim, x->shape);
-  oe_dropout_forward(oe_rng_global(), oe_f32(x), oe_f32(y), (uint8_t *)oe_data(m), oe_numel(x), (float)p);
+  oe_dropout_forward(rng, oe_f32(x), oe_f32(y), (uint8_t *)oe_data(m), oe_numel(x), (float)p);
   return 2;
 }
 
-/* relu_dropout(x, p) -> y ; relu_dropout_backward(y, g, p) -> gx */
+/* relu_dropout(x, p, generator|nil) -> y ; relu_dropout_backward(y, g, p) -> gx */
 static int n_relu_dropout(lua_State *L) {
   oe_tensor *x = check_f32(L, 1, "relu_dropout", "input");
   double p = luaL_optnumber(L, 2, 0);
   if (!(p >= 0 && p < 1)) return oe_lua_fail(L, "relu_dropout", "p must be in [0, 1), got %g", p);
+  struct oe_rng *rng = oe_lua_rng_opt(L, 3, "relu_dropout");
   oe_tensor *y = oe_lua_push_uninit(L, "relu_dropout", OE_F32, x->ndim, x->shape);
-  oe_relu_dropout_forward(oe_rng_global(), oe_f32(x), oe_f32(y), oe_numel(x), (float)p);
+  oe_relu_dropout_forward(rng, oe_f32(x), oe_f32(y), oe_numel(x), (float)p);
   return 1;
 }
 static int n_relu_dropout_backward(lua_State *L) {
@@ -222,7 +224,7 @@ static int n_cross_entropy_backward(lua_State *L) {
   return 1;
 }
 
-/* attention(q, k, v, heads, key_padding_mask|nil, p [, packed]) -> out, probs, mask|nil
+/* attention(q, k, v, heads, key_padding_mask|nil, p, generator|nil) -> out, probs, mask|nil
  * Separate: q (B, L, D), k, v (B, S, D). Packed (q given as qkv (B, L, 3D), k and v nil). */
 static void attn_setup(lua_State *L, oe_attn_args *a, const char *fn, oe_tensor **qt, oe_tensor **kt, oe_tensor **vt, int *packed) {
   memset(a, 0, sizeof *a);
@@ -276,6 +278,7 @@ static int n_attention(lua_State *L) {
   double p = luaL_optnumber(L, 6, 0);
   if (!(p >= 0 && p < 1)) return oe_lua_fail(L, fn, "dropout p must be in [0, 1), got %g", p);
   a.p = (float)p;
+  struct oe_rng *rng = oe_lua_rng_opt(L, 7, fn);
   int64_t so[3] = {a.B, a.L, a.H * a.hd}, sp[4] = {a.B, a.H, a.L, a.S};
   oe_tensor *out = a.S ? oe_lua_push_uninit(L, fn, OE_F32, 3, so) : oe_lua_push_new(L, fn, OE_F32, 3, so);
   oe_tensor *pr = oe_lua_push_uninit(L, fn, OE_F32, 4, sp);
@@ -283,7 +286,7 @@ static int n_attention(lua_State *L) {
   a.out = oe_f32(out);
   a.probs = oe_f32(pr);
   a.mask = mk ? (uint8_t *)oe_data(mk) : NULL;
-  if (oe_numel(out) && a.S) oe_attention_forward(&a, oe_rng_global());
+  if (oe_numel(out) && a.S) oe_attention_forward(&a, rng);
   return 3;
 }
 

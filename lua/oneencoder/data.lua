@@ -52,8 +52,10 @@ function FeatureSet:batch(ids)
   return x, lens
 end
 
--- deterministic shuffle of 1..n from the global generator (Fisher-Yates)
-function D.permutation(n)
+-- deterministic shuffle of 1..n (Fisher-Yates) from generator (an oe.Generator; the same
+-- shuffle as generator:permutation(n)) or, when it is nil, from the global stream
+function D.permutation(n, generator)
+  if generator ~= nil then return generator:permutation(n) end
   local p = {}
   for i = 1, n do p[i] = i end
   if n < 2 then return p end

@@ -22,42 +22,50 @@ function F.layer_norm(x, w, b, eps)
   end, x, w, b)
 end
 
--- dropout(x, p, training): inverted dropout from the seeded generator
-function F.dropout(x, p, training)
+-- Every function that drops units takes an optional last argument `generator` (an
+-- oe.Generator): the draws come from it, or from the global stream when it is nil.
+
+-- dropout(x, p, training, generator): inverted dropout
+function F.dropout(x, p, training, generator)
   if not training or p == 0 then return x end
-  local y, mask = core.dropout(x, p)
+  local y, mask = core.dropout(x, p, generator)
   local scale = 1 / (1 - p)
   return record(y, function(g) return core.masked_scale(g, mask, scale) end, x)
 end
 
 -- relu_dropout(x, p, training): dropout(relu(x)) fused; keeps only the output
 -- for backward (the input can be freed), as the feed-forward block needs
-function F.relu_dropout(x, p, training)
+function F.relu_dropout(x, p, training, generator)
   if not training then p = 0 end
-  local y = core.relu_dropout(x, p)
+  local y = core.relu_dropout(x, p, generator)
   return record(y, function(g, _, g_owned) return core.relu_dropout_backward(y, g, p, g_owned) end, x)
 end
 
--- feed_forward(x (..., d), w1 (ff, d), b1, w2 (d, ff), b2, p, training, chunk):
+-- feed_forward(x (..., d), w1 (ff, d), b1, w2 (d, ff), b2, p, training, chunk, generator):
 -- linear2(dropout(relu(linear1(x)))) as one node that never holds the whole
 -- (..., ff) hidden layer: it runs over blocks of `chunk` rows, and backward
 -- recomputes each block, replaying the same dropout draws from the saved
 -- generator position (activation checkpointing: one extra linear1 in backward).
-function F.feed_forward(x, w1, b1, w2, b2, p, training, chunk)
+function F.feed_forward(x, w1, b1, w2, b2, p, training, chunk, generator)
   if not training then p = 0 end
+  local rng_state, set_rng_state = core.rng_state, core.set_rng_state
+  if generator then
+    rng_state = function() local st = generator:state(); return st[1], st[2] end
+    set_rng_state = function(s, c) generator:set_state(s, c) end
+  end
   chunk = chunk or 2048
   local shape = core.shape(x)
   local d, ff, dout = shape[#shape], core.shape(w1)[1], core.shape(w2)[1]
   local x2 = core.reshape(x, { -1, d })
   local N = core.shape(x2)[1]
-  local seed, counter = core.rng_state()
-  core.set_rng_state(seed, counter + (p > 0 and N * ff or 0)) -- the draws this node uses
+  local seed, counter = rng_state()
+  set_rng_state(seed, counter + (p > 0 and N * ff or 0)) -- the draws this node uses
   local function hidden(r0, n) -- rows r0+1 .. r0+n of relu_dropout(linear1(x))
-    local s2, c2 = core.rng_state()
-    core.set_rng_state(seed, counter + (p > 0 and r0 * ff or 0))
+    local s2, c2 = rng_state()
+    set_rng_state(seed, counter + (p > 0 and r0 * ff or 0))
     local h = core.linear(core.narrow(x2, 1, r0 + 1, n), w1, b1)
-    local y = core.relu_dropout(h, p)
-    core.set_rng_state(s2, c2)
+    local y = core.relu_dropout(h, p, generator)
+    set_rng_state(s2, c2)
     core.release(h)
     return y
   end
@@ -118,12 +126,12 @@ function F.embedding(ids, weight)
   return T.index_select(weight, ids)
 end
 
--- attention(q (B,L,D), k (B,S,D), v (B,S,D), heads, key_padding_mask (B,S) uint8 1=pad, p, training)
+-- attention(q (B,L,D), k (B,S,D), v (B,S,D), heads, key_padding_mask (B,S) uint8 1=pad, p, training, generator)
 -- q may be the packed (B, L, 3D) projection with k = v = nil (self-attention).
 -- Returns the attended values (B, L, D) and the attention weights (B, H, L, S).
-function F.attention(q, k, v, heads, key_padding_mask, p, training)
+function F.attention(q, k, v, heads, key_padding_mask, p, training, generator)
   p = (training and p) or 0
-  local out, probs, mask = core.attention(q, k, v, heads, key_padding_mask, p)
+  local out, probs, mask = core.attention(q, k, v, heads, key_padding_mask, p, generator)
   out = record(out, function(g, needs)
     return core.attention_backward(q, k, v, heads, probs, mask, p, g)
   end, q, k, v)

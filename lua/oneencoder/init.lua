@@ -51,6 +51,9 @@ function oe.manual_seed(seed) core.manual_seed(seed) end
 -- RNG state (for checkpoints): a table {seed, counter}
 function oe.get_rng_state() local s, c = core.rng_state(); return { s, c } end
 function oe.set_rng_state(st) core.set_rng_state(st[1], st[2]) end
+-- oe.Generator(seed): an independent random stream (no seed: one draw of the global stream);
+-- oe.default_generator is the global stream itself (csrc/bind/generator.c)
+oe.Generator, oe.is_generator, oe.default_generator = core.generator, core.is_generator, core.default_generator()
 oe.is_tensor = core.is_tensor
 
 -- cat({t...}, dim) / stack({t...}, dim), differentiable
@@ -91,6 +94,11 @@ oe.set_grad_enabled = A.set_grad_enabled
 
 -- ---- threads ----
 oe.set_num_threads = core.set_num_threads
+-- info() -> {cpu, simd, blas, blas_core, blas_core_source, blas_library_core, threads, build}:
+-- what the products and kernels run on (README, "Machines and reproducibility")
+oe.info = core.info
+-- set_blas_core(name): switch OpenBLAS's kernels now ("SkylakeX", "Haswell", "Zen", ...)
+oe.set_blas_core = core.set_blas_core
 oe.get_num_threads = core.get_num_threads
 
 oe.F = require "oneencoder.functional"

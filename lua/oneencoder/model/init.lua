@@ -71,8 +71,9 @@ local function name_clash(model, name)
   return nil
 end
 
--- add_modality(name, {input_dim = 768}): a projection head (step 1) or an
--- alignment layer + new token + new token MLP (after freeze(): step 2)
+-- add_modality(name, {input_dim = 768, generator = nil}): a projection head (step 1) or an
+-- alignment layer + new token + new token MLP (after freeze(): step 2); initial weights
+-- drawn from opts.generator (an oe.Generator) or the global stream
 function OneEncoder:add_modality(name, opts)
   opts = opts or {}
   if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then error("add_modality: name must be an identifier, got " .. tostring(name), 2) end
@@ -81,19 +82,21 @@ function OneEncoder:add_modality(name, opts)
   if clash then error(string.format("add_modality: the name '%s' is not allowed: %s", name, clash), 2) end
   local din = opts.input_dim or 768
   if math.type(din) ~= "integer" or din < 1 then error("add_modality: input_dim must be a positive integer", 2) end
+  local gen = opts.generator
+  if gen ~= nil and not core.is_generator(gen) then error("add_modality: opts.generator must be an oe.Generator", 2) end
   local c = self.cfg
   local info = { name = name, input_dim = din, stage = self:stage() }
   if info.stage == 1 then
-    self:add_module(name .. "_encoder", P.ModalityEncoder("projection_head", P.ProjectionHead(din, c.d, c.dropout)))
+    self:add_module(name .. "_encoder", P.ModalityEncoder("projection_head", P.ProjectionHead(din, c.d, c.dropout, gen)))
     if not self.modality_token_encoder then
-      self:add_module("modality_token_encoder", P.TokenEncoder(c.d, {}, c.token_size))
+      self:add_module("modality_token_encoder", P.TokenEncoder(c.d, {}, c.token_size, gen))
     end
-    self.modality_token_encoder:add_token(name)
+    self.modality_token_encoder:add_token(name, gen)
     info.token_group = "modality_token_encoder"
   else
-    self:add_module(name .. "_encoder", P.ModalityEncoder("alignment_layer", P.ProjectionHead(din, c.d, c.dropout)))
+    self:add_module(name .. "_encoder", P.ModalityEncoder("alignment_layer", P.ProjectionHead(din, c.d, c.dropout, gen)))
     local group = name .. "_token_encoder"
-    self:add_module(group, P.TokenEncoder(c.d, { name }, c.token_size))
+    self:add_module(group, P.TokenEncoder(c.d, { name }, c.token_size, gen))
     info.token_group = group
   end
   if not self.training then self:eval() end

@@ -16,10 +16,10 @@ local nn = require "oneencoder.nn"
 local P = {}
 
 P.ProjectionHead = nn.class("ProjectionHead")
-function P.ProjectionHead:init(input_dim, d, dropout)
-  self:add_module("linear_layer1", nn.Linear(input_dim, d))
+function P.ProjectionHead:init(input_dim, d, dropout, gen) -- gen: oe.Generator for the init, or nil
+  self:add_module("linear_layer1", nn.Linear(input_dim, d, { generator = gen }))
   self:add_module("gelu", nn.GELU())
-  self:add_module("linear_layer2", nn.Linear(d, d))
+  self:add_module("linear_layer2", nn.Linear(d, d, { generator = gen }))
   self:add_module("dropout", nn.Dropout(dropout or 0.1))
   self:add_module("normalization_layer", nn.LayerNorm(d))
 end
@@ -29,18 +29,20 @@ function P.ProjectionHead:forward(x)
   return self.normalization_layer(self.dropout(self.linear_layer2(x)))
 end
 
--- TokenEncoder(d, names, token_size): one raw token per modality name + one MLP
+-- TokenEncoder(d, names, token_size, gen): one raw token per modality name + one MLP;
+-- initial values drawn from gen (an oe.Generator) or the global stream
 P.TokenEncoder = nn.class("TokenEncoder")
-function P.TokenEncoder:init(d, names, token_size)
+function P.TokenEncoder:init(d, names, token_size, gen)
   self.token_size = token_size or 1
   self.names = {}
-  for _, n in ipairs(names) do self:add_token(n) end
-  self:add_module("token_projection", nn.Sequential(nn.Linear(3, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(),
-    nn.Linear(128, d), nn.LayerNorm(d)))
+  for _, n in ipairs(names) do self:add_token(n, gen) end
+  local o = { generator = gen }
+  self:add_module("token_projection", nn.Sequential(nn.Linear(3, 64, o), nn.ReLU(), nn.Linear(64, 128, o), nn.ReLU(),
+    nn.Linear(128, d, o), nn.LayerNorm(d)))
 end
-function P.TokenEncoder:add_token(name)
-  local s = core.rand({ 1 }, 0.1, 0.6):item()
-  self:register_parameter(name .. "_token", core.randn({ self.token_size, 3 }, 0, s))
+function P.TokenEncoder:add_token(name, gen)
+  local s = (gen and gen:rand({ 1 }, 0.1, 0.6) or core.rand({ 1 }, 0.1, 0.6)):item()
+  self:register_parameter(name .. "_token", gen and gen:randn({ self.token_size, 3 }, 0, s) or core.randn({ self.token_size, 3 }, 0, s))
   self.names[#self.names + 1] = name
 end
 function P.TokenEncoder:has(name) return self[name .. "_token"] ~= nil end

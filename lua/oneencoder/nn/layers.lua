@@ -6,8 +6,9 @@ local Module = require "oneencoder.nn.module"
 
 local nn = {}
 
--- Linear(in, out, {bias = true}): y = x W^T + b, W (out, in).
--- Init as torch.nn.Linear: W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
+-- Linear(in, out, {bias = true, generator = nil}): y = x W^T + b, W (out, in).
+-- Init as torch.nn.Linear: W, b ~ U(-1/sqrt(in), 1/sqrt(in)), drawn from opts.generator
+-- (an oe.Generator) or the global stream.
 nn.Linear = Module.class("Linear")
 function nn.Linear:init(in_features, out_features, opts)
   opts = opts or {}
@@ -15,9 +16,11 @@ function nn.Linear:init(in_features, out_features, opts)
   assert(math.type(out_features) == "integer" and out_features > 0, "Linear: out_features must be a positive integer")
   self.in_features, self.out_features = in_features, out_features
   local bound = 1 / math.sqrt(in_features)
-  self:register_parameter("weight", core.rand({ out_features, in_features }, -bound, bound))
+  local gen = opts.generator
+  local function rand(shape) return gen and gen:rand(shape, -bound, bound) or core.rand(shape, -bound, bound) end
+  self:register_parameter("weight", rand({ out_features, in_features }))
   if opts.bias ~= false then
-    self:register_parameter("bias", core.rand({ out_features }, -bound, bound))
+    self:register_parameter("bias", rand({ out_features }))
   end
 end
 function nn.Linear:forward(x) return F.linear(x, self.weight, self.bias) end
@@ -36,12 +39,15 @@ end
 function nn.LayerNorm:forward(x) return F.layer_norm(x, self.weight, self.bias, self.eps) end
 function nn.LayerNorm:extra_repr() return string.format("%d, eps=%g", self.normalized_shape, self.eps) end
 
+-- Dropout(p = 0.5, {generator = nil}): draws from self.generator (see Module:set_generator)
+-- or the global stream
 nn.Dropout = Module.class("Dropout")
-function nn.Dropout:init(p)
+function nn.Dropout:init(p, opts)
   self.p = p or 0.5
   if not (self.p >= 0 and self.p < 1) then error("Dropout: p must be in [0, 1), got " .. tostring(p), 3) end
+  self.generator = opts and opts.generator
 end
-function nn.Dropout:forward(x) return F.dropout(x, self.p, self.training) end
+function nn.Dropout:forward(x) return F.dropout(x, self.p, self.training, self.generator) end
 function nn.Dropout:extra_repr() return "p=" .. self.p end
 
 -- GELU({approximate = "none" | "tanh"})

@@ -121,6 +121,14 @@ function Module:modules(out)
   return out
 end
 
+-- set_generator(gen): this module and its children draw their dropout from gen (an
+-- oe.Generator); nil returns them to the global stream
+function Module:set_generator(gen)
+  if gen ~= nil and not core.is_generator(gen) then error("set_generator: gen must be an oe.Generator or nil", 2) end
+  for _, m in ipairs(self:modules()) do rawset(m, "generator", gen) end
+  return self
+end
+
 function Module:train(mode)
   if mode == nil then mode = true end
   for _, m in ipairs(self:modules()) do rawset(m, "training", mode) end

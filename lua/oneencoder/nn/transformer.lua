@@ -31,14 +31,14 @@ function nn.MultiheadAttention:forward(q, k, v, opts)
   local out, w
   if (k == nil or k == q) and (v == nil or v == q) then
     local qkv = F.linear(q, self.in_proj_weight, self.in_proj_bias)
-    out, w = F.attention(qkv, nil, nil, self.num_heads, mask, self.dropout, self.training)
+    out, w = F.attention(qkv, nil, nil, self.num_heads, mask, self.dropout, self.training, self.generator)
   else
     local d = self.embed_dim
     local W, b = self.in_proj_weight, self.in_proj_bias
     local qp = F.linear(q, W:narrow(1, 1, d), b:narrow(1, 1, d))
     local kp = F.linear(k, W:narrow(1, d + 1, d), b:narrow(1, d + 1, d))
     local vp = F.linear(v, W:narrow(1, 2 * d + 1, d), b:narrow(1, 2 * d + 1, d))
-    out, w = F.attention(qp, kp, vp, self.num_heads, mask, self.dropout, self.training)
+    out, w = F.attention(qp, kp, vp, self.num_heads, mask, self.dropout, self.training, self.generator)
   end
   return self.out_proj(out), w
 end
@@ -75,11 +75,12 @@ function nn.TransformerEncoderLayer:_ff(x)
   end
   if self.checkpoint_ff then -- nothing of the (B, L, ff) hidden layer is kept
     local l1, l2 = self.linear1, self.linear2
-    return self.dropout2(F.feed_forward(x, l1.weight, l1.bias, l2.weight, l2.bias, self.dropout.p, self.dropout.training))
+    return self.dropout2(F.feed_forward(x, l1.weight, l1.bias, l2.weight, l2.bias, self.dropout.p, self.dropout.training,
+      nil, self.dropout.generator))
   end
   -- relu and dropout fused: only the (B, L, ff) output is kept
   local pre = self.linear1(x)
-  local h = F.relu_dropout(pre, self.dropout.p, self.dropout.training)
+  local h = F.relu_dropout(pre, self.dropout.p, self.dropout.training, self.dropout.generator)
   core.release(pre) -- nothing reads the pre-activation again
   return self.dropout2(self.linear2(h))
 end
