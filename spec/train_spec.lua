@@ -213,6 +213,143 @@ describe("trainers", function()
     assert.truthy(tostring(err):match("frozen"))
   end)
 
+  it("draws from its own generator: the global stream is neither reseeded nor used", function()
+    local A, B = toy_sets(48, 8)
+    local base = small_model(8)
+    local init = {}
+    for k, t in pairs(base:state_dict()) do init[k] = t:clone() end
+    local function fresh() local m = small_model(8); m:load_state_dict(init); return m end
+    local function opts(extra)
+      local o = { a = { name = "image", set = A }, b = { name = "text", set = B }, epochs = 2, batch_size = 16,
+        progress = false, early_stopping = false }
+      for k, v in pairs(extra or {}) do o[k] = v end
+      return o
+    end
+    -- opts.generator: the global stream's position is the same before and after
+    oe.manual_seed(11)
+    local g = oe.Generator(3)
+    local m1 = fresh()
+    local before = oe.get_rng_state()
+    local dir = tmpdir()
+    oe.train.align(m1, opts({ generator = g, checkpoint_dir = dir }))
+    assert.are.same(before, oe.get_rng_state())
+    -- the checkpoint holds the generator's state, and the generator moved (split, shuffles, dropout)
+    local _, meta = oe.load_header(dir .. "/last.safetensors")
+    local st = g:state()
+    assert.are.equal(string.format("seed=%d;counter=%d", st[1], st[2]), meta.rng)
+    assert.are.equal(oe.Generator(3):state()[1], st[1])
+    assert.is_true(st[2] > 2 * 48)
+    -- the same generator seed as opts.seed: the same run, bit for bit
+    local m2 = fresh()
+    oe.train.align(m2, opts({ seed = 3 }))
+    assert.are.equal(weights_bytes(m1), weights_bytes(m2))
+    -- the model's dropout went back to the global stream afterwards
+    for _, mod in ipairs(m1:modules()) do assert.is_nil(rawget(mod, "generator")) end
+    -- no seed: the user's seeding decides, and consecutive runs do not share their draws
+    oe.manual_seed(42)
+    local r1 = fresh(); oe.train.align(r1, opts())
+    local r2 = fresh(); oe.train.align(r2, opts())
+    oe.manual_seed(42)
+    local r3 = fresh(); oe.train.align(r3, opts())
+    oe.manual_seed(43)
+    local r4 = fresh(); oe.train.align(r4, opts())
+    assert.are_not.equal(weights_bytes(r1), weights_bytes(r2))
+    assert.are.equal(weights_bytes(r1), weights_bytes(r3))
+    assert.are_not.equal(weights_bytes(r1), weights_bytes(r4))
+    local ok, err = pcall(oe.train.align, fresh(), opts({ generator = 3 }))
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("train: opts.generator must be an oe.Generator", 1, true))
+  end)
+
+  it("a run given a generator resumes bit-identically whatever generator the restart passes", function()
+    local A, B = toy_sets(64, 8)
+    local opts = function(dir, gen, on_epoch)
+      return { a = { name = "image", set = A }, b = { name = "text", set = B }, epochs = 3, batch_size = 16,
+        checkpoint_dir = dir, progress = false, generator = gen, on_epoch = on_epoch, early_stopping = false }
+    end
+    oe.manual_seed(0)
+    local full = small_model(8)
+    oe.train.align(full, opts(tmpdir(), oe.Generator(17)))
+    local dir = tmpdir()
+    oe.manual_seed(0)
+    local m1 = small_model(8)
+    local ok = pcall(oe.train.align, m1, opts(dir, oe.Generator(17), function(rec) if rec.epoch == 1 then error("killed") end end))
+    assert.is_false(ok)
+    oe.manual_seed(0)
+    local m2 = small_model(8)
+    local res = oe.train.align(m2, opts(dir, oe.Generator(999)))  -- split and position come from the checkpoint
+    assert.are.equal(2, #res.history)
+    assert.are.equal(weights_bytes(full), weights_bytes(m2))
+  end)
+
+  it("removes the temporary files of killed saves whose writer is gone, and nothing else", function()
+    local A, B = toy_sets(32, 8)
+    local dir = tmpdir()
+    -- a process id that has just ended, and one that is alive (this process's parent shell's init: 1)
+    local p = io.popen("sh -c 'echo $$'"); local dead = tonumber(p:read("a")); p:close()
+    assert.is_false(core.pid_alive(dead))
+    assert.is_true(core.pid_alive(1))
+    local names = {
+      stale = { "last.safetensors.tmp." .. dead .. ".0badf00d", "best.safetensors.tmp." .. dead .. ".00000001" },
+      kept = { "last.safetensors.tmp.1.deadbeef",              -- a live writer
+        "notes.txt.tmp." .. dead .. ".0badf00d",                 -- not a checkpoint's temporary
+        "last.safetensors.tmp.x", "mine.safetensors" },
+    }
+    for _, list in pairs(names) do
+      for _, n in ipairs(list) do local f = assert(io.open(dir .. "/" .. n, "wb")); f:write(string.rep("x", 100)); f:close() end
+    end
+    oe.train.align(small_model(8), { a = { name = "image", set = A }, b = { name = "text", set = B }, epochs = 1,
+      batch_size = 16, checkpoint_dir = dir, progress = false })
+    local present = {}
+    for _, n in ipairs(core.fs_listdir(dir)) do present[n] = true end
+    for _, n in ipairs(names.stale) do assert.is_nil(present[n], n .. " was left") end
+    for _, n in ipairs(names.kept) do assert.is_true(present[n], n .. " was removed") end
+  end)
+
+  it("keeps every finished epoch's log line when a resume is killed while it trims the log", function()
+    local A, B = toy_sets(48, 8)
+    local dir = tmpdir()
+    local log = dir .. "/log.jsonl"
+    local o = { a = { name = "image", set = A }, b = { name = "text", set = B }, epochs = 3, batch_size = 16,
+      checkpoint_dir = dir, log_path = log, progress = false, early_stopping = false }
+    local function epochs_logged()
+      local out = {}
+      for line in io.lines(log) do out[#out + 1] = math.tointeger(tonumber(line:match('"epoch":(%d+)'))) end
+      return out
+    end
+    oe.manual_seed(0)
+    o.on_epoch = function(rec) if rec.epoch == 2 then error("killed") end end
+    assert.is_false(pcall(oe.train.align, small_model(8), o))
+    o.on_epoch = nil
+    -- a line written after the last checkpoint (killed between the two): the resume must drop it
+    local f = assert(io.open(log, "a")); f:write('{"epoch":3,"stage":"lost"}\n'); f:close()
+    assert.are.same({ 1, 2, 3 }, epochs_logged())
+    -- a kill during any write to the log (or a file beside it) while the resume trims it
+    -- (core.write_file_atomic, where the core has it, is killed before its rename)
+    local real_open, real_atomic = io.open, core.write_file_atomic
+    if real_atomic then core.write_file_atomic = function(path) error("killed while writing " .. path) end end
+    io.open = function(path, mode, ...)
+      local fh, err = real_open(path, mode, ...)
+      if fh and type(path) == "string" and path:sub(1, #log) == log and mode and mode:match("[wa]") then
+        return setmetatable({}, { __index = function(_, k)
+          if k == "write" then return function() error("killed while writing " .. path) end end
+          return function(_, ...) return fh[k](fh, ...) end
+        end })
+      end
+      return fh, err
+    end
+    local ok, err = pcall(oe.train.align, small_model(8), o)
+    io.open, core.write_file_atomic = real_open, real_atomic
+    assert.is_false(ok)
+    assert.truthy(tostring(err):match("killed while writing"), tostring(err))
+    local kept = epochs_logged()
+    assert.are.equal(1, kept[1])
+    assert.are.equal(2, kept[2])
+    -- the restart then trims the extra line and logs epoch 3 once
+    oe.train.align(small_model(8), o)
+    assert.are.same({ 1, 2, 3 }, epochs_logged())
+  end)
+
   it("stops on a NaN loss without saving over the last good checkpoint", function()
     local A, B = toy_sets(32, 8)
     local m = small_model(8)

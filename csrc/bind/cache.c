@@ -5,6 +5,7 @@
  *   core.fs_mkdir(path)       -> true | nil, msg (an existing directory is fine)
  *   core.fs_sha256(path)      -> hex, size | nil, msg
  *   core.fs_lock(path)        -> lock (exclusive flock, not blocking; lock:release(), __gc, __close) | nil, msg
+ *   core.pid_alive(pid)       -> whether a process with this id exists (kill(pid, 0); pid >= 1)
  *   core.featmap_open(path, {mmap = true}) -> map | nil, msg
  *       map:info() -> n, T, D, "F16"|"F32", mapped, Lmax ; map:lengths() -> {n lengths} ; map:close()
  *   core.featmap_gather(sources, rows, lens) -> (B, Lmax, D) float32 | nil, msg
@@ -14,6 +15,8 @@
 #include "bind.h"
 #include "../io/mmap_features.h"
 #include <dirent.h>
+#include <signal.h>
+#include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -80,6 +83,14 @@ static int fs_sha256(lua_State *L) {
   lua_pushstring(L, hex);
   lua_pushinteger(L, (lua_Integer)size);
   return 2;
+}
+
+static int pid_alive(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  if (pid < 1 || pid > INT32_MAX) return oe_lua_fail(L, "pid_alive", "pid must be in 1..%d, got %lld", INT32_MAX, (long long)pid);
+  /* EPERM: it exists but belongs to someone else */
+  lua_pushboolean(L, kill((pid_t)pid, 0) == 0 || errno == EPERM);
+  return 1;
 }
 
 /* ---- lock ---- */
@@ -274,7 +285,7 @@ void oe_bind_cache(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
     {"fs_stat", fs_stat}, {"fs_listdir", fs_listdir}, {"fs_mkdir", fs_mkdir}, {"fs_sha256", fs_sha256},
-    {"fs_lock", fs_lock}, {"featmap_open", featmap_open}, {"featmap_gather", featmap_gather}, {NULL, NULL},
+    {"fs_lock", fs_lock}, {"pid_alive", pid_alive}, {"featmap_open", featmap_open}, {"featmap_gather", featmap_gather}, {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);
 }

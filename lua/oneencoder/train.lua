@@ -3,9 +3,14 @@
 --   oe.train.extend(model, opts)  step 2: a new modality against an aligned (frozen) one
 -- Both: symmetric InfoNCE, AdamW, ReduceLROnPlateau on the validation loss once
 -- per epoch, early stopping, best checkpoint kept, per-epoch log, and resume
--- from the last epoch checkpoint (weights, optimizer moments, scheduler, RNG,
+-- from the last epoch checkpoint (weights, optimizer moments, scheduler, generator,
 -- epoch) so that a killed run restarted with the same command ends with the
 -- same weights as an uninterrupted one.
+-- Random draws (validation split, shuffles, the model's dropout) come from one
+-- generator: opts.generator (an oe.Generator), else oe.Generator(opts.seed) when a seed
+-- is given, else a generator seeded by one draw of the global stream. The global
+-- stream is not reseeded; the model draws dropout from the trainer's generator only
+-- while the trainer runs.
 local core = require "oneencoder.core"
 local T = require "oneencoder.tensor"
 local F = require "oneencoder.functional"
@@ -87,6 +92,56 @@ local function ensure_dir(dir)
   if dir then os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'") end
 end
 
+local function file_exists(path)
+  local st = core.fs_stat(path)
+  return st ~= nil and st.is_file
+end
+
+-- remove_stale_temporaries(dir): the temporary files of saves killed before their rename
+-- (<name>.safetensors.tmp.<pid>.<hex>, as serialize.save names them) whose writer process
+-- is gone; a live writer's file is left alone
+local function remove_stale_temporaries(dir)
+  for _, name in ipairs(core.fs_listdir(dir) or {}) do
+    local pid = name:match("^.+%.safetensors%.tmp%.(%d+)%.%x+$")
+    pid = pid and math.tointeger(tonumber(pid))
+    if pid and not core.pid_alive(pid) then os.remove(dir .. "/" .. name) end
+  end
+end
+
+-- write_file_atomic(path, bytes): core.write_file_atomic when the core has it; else
+-- (until it lands) a temporary file in the same folder renamed over path, so that a
+-- kill at any moment leaves either the old or the new content
+local function write_file_atomic(path, bytes)
+  if core.write_file_atomic then
+    local ok, err = core.write_file_atomic(path, bytes)
+    if not ok then error("train: writing " .. path .. " failed: " .. tostring(err), 0) end
+    return
+  end
+  local tmp = string.format("%s.tmp.%08x", path, math.random(0, 0x7fffffff))
+  local f, err = io.open(tmp, "wb")
+  if not f then error("train: writing " .. path .. " failed: " .. tostring(err), 0) end
+  local ok, werr = f:write(bytes)
+  local cok, cerr = f:close()
+  if not ok or not cok then os.remove(tmp); error("train: writing " .. tmp .. " failed: " .. tostring(werr or cerr), 0) end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then os.remove(tmp); error("train: renaming " .. tmp .. " failed: " .. tostring(rerr), 0) end
+end
+
+-- keep_finished_epochs(log_path, epoch): on resume, drop the log lines of epochs after
+-- the checkpoint's (a kill between a line and its checkpoint); the file is replaced
+-- atomically and only when a line must go, so the finished epochs' lines are never lost
+local function keep_finished_epochs(log_path, epoch)
+  local lf = io.open(log_path, "r")
+  if not lf then return end
+  local kept, dropped = {}, false
+  for line in lf:lines() do
+    local e = tonumber(line:match('"epoch":(%d+)'))
+    if e and e <= epoch then kept[#kept + 1] = line .. "\n" else dropped = true end
+  end
+  lf:close()
+  if dropped then write_file_atomic(log_path, table.concat(kept)) end
+end
+
 local function json_line(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
@@ -115,8 +170,8 @@ local function make_pairs(n_a, n_b, pairs_list)
   return p
 end
 
-local function split_pairs(pairs_list, val_split)
-  local perm = data.permutation(#pairs_list)
+local function split_pairs(pairs_list, val_split, gen)
+  local perm = data.permutation(#pairs_list, gen)
   local nval = math.floor(#pairs_list * val_split + 0.5)
   local tr, va = {}, {}
   for i, k in ipairs(perm) do
@@ -128,7 +183,7 @@ end
 local DEFAULTS = {
   epochs = 100, batch_size = 64, lr = 1e-3, weight_decay = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8,
   scheduler = "plateau", plateau_factor = 0.8, plateau_patience = 5, early_stopping = 5,
-  clip_grad_norm = nil, drop_duplicates = true, val_split = 0.1, seed = 0, resume = true,
+  clip_grad_norm = nil, drop_duplicates = true, val_split = 0.1, seed = nil, resume = true,
   max_val_items = 2000,
 }
 
@@ -146,10 +201,26 @@ local function run(model, o, stage)
   end
   if a.set:size() == 0 or b.set:size() == 0 then error("train: empty dataset", 3) end
 
-  core.manual_seed(opts.seed)
+  local gen = opts.generator
+  if gen ~= nil and not core.is_generator(gen) then error("train: opts.generator must be an oe.Generator", 3) end
+  if opts.seed ~= nil and math.type(opts.seed) ~= "integer" then error("train: opts.seed must be an integer", 3) end
+  gen = gen or core.generator(opts.seed) -- no seed: seeded by one draw of the global stream
+  local dir = opts.checkpoint_dir
+  ensure_dir(dir)
+  if dir then remove_stale_temporaries(dir) end
+  local S = require "oneencoder.serialize"
+  local last_path = dir and (dir .. "/last.safetensors")
+  local best_path = dir and (dir .. "/best.safetensors")
+  local resuming = dir and opts.resume and file_exists(last_path)
+  if resuming then -- the run's split comes from the generator position it started from
+    local info, meta = S.header(last_path)
+    local start = info and meta.rng_start and decode_flat(meta.rng_start)
+    if start then gen:set_state(math.tointeger(start.seed), math.tointeger(start.counter)) end
+  end
+  local gen_start = gen:state()
   local pairs_all = make_pairs(a.set:size(), b.set:size(), opts.pairs)
   local train_pairs, val_pairs = opts.train_pairs, opts.val_pairs
-  if not train_pairs then train_pairs, val_pairs = split_pairs(pairs_all, opts.val_split) end
+  if not train_pairs then train_pairs, val_pairs = split_pairs(pairs_all, opts.val_split, gen) end
   if #train_pairs < 2 then error("train: fewer than 2 training pairs", 3) end
 
   local params = model:parameters(true)
@@ -182,49 +253,27 @@ local function run(model, o, stage)
     return model:embed(b.name, x, l)
   end
 
-  local dir = opts.checkpoint_dir
-  ensure_dir(dir)
-  local S = require "oneencoder.serialize"
-  local last_path = dir and (dir .. "/last.safetensors")
-  local best_path = dir and (dir .. "/best.safetensors")
   local state = { epoch = 0, best = math.huge, bad = 0, finished = 0 }
   local history = {}
 
   -- resume
-  if dir and opts.resume then
-    local f = io.open(last_path, "rb")
-    if f then
-      f:close()
-      local tensors, meta = S.load(last_path)
-      if not tensors then error("train: cannot resume from " .. last_path .. ": " .. tostring(meta), 3) end
-      local weights, ostate = {}, {}
-      for k, t in pairs(tensors) do
-        local on = k:match("^optim%.(.+)$")
-        if on then ostate[on] = t else weights[k] = t end
-      end
-      model:load_state_dict(weights)
-      opt:load_state_dict({ tensors = ostate, meta = { steps = decode_flat(meta.optim_steps), lrs = decode_flat(meta.optim_lrs) } })
-      if sched and sched.load_state then sched:load_state(decode_flat(meta.sched)) end
-      state = decode_flat(meta.state)
-      local rng = decode_flat(meta.rng)
-      core.set_rng_state(math.tointeger(rng.seed), math.tointeger(rng.counter))
-      if opts.log_path then -- keep the log lines of finished epochs
-        local kept = {}
-        local lf = io.open(opts.log_path, "r")
-        if lf then
-          for line in lf:lines() do
-            local e = tonumber(line:match('"epoch":(%d+)'))
-            if e and e <= state.epoch then kept[#kept + 1] = line end
-          end
-          lf:close()
-        end
-        local wf = assert(io.open(opts.log_path, "w"))
-        for _, l in ipairs(kept) do wf:write(l, "\n") end
-        wf:close()
-      end
-      if opts.progress ~= false then
-        print(string.format("%s: resuming after epoch %d from %s", opts.name or "train", state.epoch, last_path))
-      end
+  if resuming then
+    local tensors, meta = S.load(last_path)
+    if not tensors then error("train: cannot resume from " .. last_path .. ": " .. tostring(meta), 3) end
+    local weights, ostate = {}, {}
+    for k, t in pairs(tensors) do
+      local on = k:match("^optim%.(.+)$")
+      if on then ostate[on] = t else weights[k] = t end
+    end
+    model:load_state_dict(weights)
+    opt:load_state_dict({ tensors = ostate, meta = { steps = decode_flat(meta.optim_steps), lrs = decode_flat(meta.optim_lrs) } })
+    if sched and sched.load_state then sched:load_state(decode_flat(meta.sched)) end
+    state = decode_flat(meta.state)
+    local rng = decode_flat(meta.rng)
+    gen:set_state(math.tointeger(rng.seed), math.tointeger(rng.counter))
+    if opts.log_path then keep_finished_epochs(opts.log_path, state.epoch) end
+    if opts.progress ~= false then
+      print(string.format("%s: resuming after epoch %d from %s", opts.name or "train", state.epoch, last_path))
     end
   end
   if opts.log_path and state.epoch == 0 then local wf = io.open(opts.log_path, "w"); if wf then wf:close() end end
@@ -234,10 +283,11 @@ local function run(model, o, stage)
     for k, t in pairs(model:state_dict()) do tensors[k] = t end
     local sd = opt:state_dict()
     for k, t in pairs(sd.tensors) do tensors["optim." .. k] = t end
-    local seed, counter = core.rng_state()
+    local rng = gen:state()
     local meta = model:config_metadata()
     meta.state = encode_flat(state)
-    meta.rng = string.format("seed=%d;counter=%d", seed, counter)
+    meta.rng = string.format("seed=%d;counter=%d", rng[1], rng[2])
+    meta.rng_start = string.format("seed=%d;counter=%d", gen_start[1], gen_start[2])
     meta.optim_steps = encode_flat(sd.meta.steps)
     meta.optim_lrs = encode_flat(sd.meta.lrs)
     meta.sched = sched and sched.state and encode_flat(sched:state()) or ""
@@ -280,13 +330,20 @@ local function run(model, o, stage)
     end)
   end
 
+  -- the model draws its dropout from gen while this function runs (on errors too)
+  local modules, previous = model:modules(), {}
+  for i, mod in ipairs(modules) do previous[i] = rawget(mod, "generator") end
+  local restore_generators <close> = setmetatable({}, { __close = function()
+    for i, mod in ipairs(modules) do rawset(mod, "generator", previous[i]) end
+  end })
+  model:set_generator(gen)
   model:train()
   local B = opts.batch_size
   local global_step = 0
   while state.finished == 0 and state.epoch < opts.epochs do
     local epoch = state.epoch + 1
     local t0 = core.now()
-    local order = data.permutation(#train_pairs)
+    local order = data.permutation(#train_pairs, gen)
     local loss_sum, n_seen = 0, 0
     local nb = #train_pairs // B + ((#train_pairs % B >= 2) and 1 or 0)
     for bi = 1, nb do
