@@ -2,10 +2,18 @@
  * Bad files give nil, message (the message starts with the path); bad
  * arguments raise errors. */
 #include "bind.h"
+#include "../core/util.h"
 #include "../io/safetensors.h"
 #include <string.h>
 
 #define ST_FILE_MT "oe.SafetensorsFile"
+
+/* the string at idx, escaped for a message */
+static const char *shown_at(lua_State *L, int idx, char *buf, size_t cap) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  return oe_escape(s, n, buf, cap);
+}
 
 static int stfile_gc(lua_State *L) {
   oe_st_file *f = luaL_checkudata(L, 1, ST_FILE_MT);
@@ -32,8 +40,8 @@ static oe_st_file *open_file(lua_State *L, const char *path) {
 static void push_metadata(lua_State *L, const oe_st_file *f) {
   lua_createtable(L, 0, (int)f->nmeta);
   for (size_t i = 0; i < f->nmeta; i++) {
-    lua_pushlstring(L, f->meta_keys[i], f->meta_key_lens[i]);
-    lua_pushlstring(L, f->meta_vals[i], f->meta_val_lens[i]);
+    lua_pushlstring(L, oe_st_meta_key(f, i), f->meta[i].key_len);
+    lua_pushlstring(L, oe_st_meta_val(f, i), f->meta[i].val_len);
     lua_rawset(L, -3);
   }
 }
@@ -83,8 +91,9 @@ static int st_load_names(lua_State *L) {
     const char *name = lua_tolstring(L, -1, &len);
     long i = oe_st_find(f, name, len);
     if (i < 0) {
+      char shown[200];
       lua_pushnil(L);
-      lua_pushfstring(L, "%s: no tensor named '%s' in the file", path, name);
+      lua_pushfstring(L, "%s: no tensor named '%s' in the file", path, oe_escape(name, len, shown, sizeof shown));
       return 2;
     }
     if (!push_tensor(L, f, (size_t)i, &e)) { lua_pushnil(L); lua_pushstring(L, e.msg); return 2; }
@@ -151,8 +160,9 @@ static int st_save(lua_State *L) {
     if (lua_type(L, -2) != LUA_TSTRING)
       oe_lua_fail(L, "st_save", "tensor names must be strings, got a %s key", luaL_typename(L, -2));
     oe_tensor *t = luaL_testudata(L, -1, OE_TENSOR_MT);
-    if (!t) oe_lua_fail(L, "st_save", "value for '%s' must be a tensor, got %s", lua_tostring(L, -2), luaL_typename(L, -1));
-    if (!t->storage) oe_lua_fail(L, "st_save", "value for '%s' is a released tensor", lua_tostring(L, -2));
+    char kb[200];
+    if (!t) oe_lua_fail(L, "st_save", "value for '%s' must be a tensor, got %s", shown_at(L, -2, kb, sizeof kb), luaL_typename(L, -1));
+    if (!t->storage) oe_lua_fail(L, "st_save", "value for '%s' is a released tensor", shown_at(L, -2, kb, sizeof kb));
     n++;
     lua_pop(L, 1);
   }
@@ -172,7 +182,7 @@ static int st_save(lua_State *L) {
       if (lua_type(L, -2) != LUA_TSTRING)
         oe_lua_fail(L, "st_save", "metadata keys must be strings, got a %s key", luaL_typename(L, -2));
       if (lua_type(L, -1) != LUA_TSTRING)
-        oe_lua_fail(L, "st_save", "metadata value for '%s' must be a string, got %s", lua_tostring(L, -2), luaL_typename(L, -1));
+        oe_lua_fail(L, "st_save", "metadata value for '%s' must be a string, got %s", shown_at(L, -2, (char[200]){0}, 200), luaL_typename(L, -1));
       nmeta++;
       lua_pop(L, 1);
     }

@@ -1,5 +1,6 @@
 /* safetensors.c: see safetensors.h */
 #include "safetensors.h"
+#include "../core/atomic_write.h"
 #include "../core/util.h"
 #include "json.h"
 #include <errno.h>
@@ -91,31 +92,25 @@ uint16_t oe_f32_to_bf16(float f) {
 
 #define err oe_fail
 
-/* printable form of a name for messages */
-static const char *shown(const char *s, size_t n, char *buf, size_t cap) {
-  size_t j = 0, lim = cap - 4;
-  for (size_t i = 0; i < n && j < lim; i++) {
-    unsigned char c = (unsigned char)s[i];
-    buf[j++] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-  }
-  if (n > lim) { buf[j++] = '.'; buf[j++] = '.'; buf[j++] = '.'; }
-  buf[j] = 0;
-  return buf;
-}
+/* printable form of a name for messages (control bytes escaped) */
+static const char *shown(const char *s, size_t n, char *buf, size_t cap) { return oe_escape(s, n, buf, cap); }
 
-
-/* ---------------------------------------------------------------- reading */
+/* ---------------------------------------------------------------- reading
+ *
+ * The header is read in three passes over the JSON text, building nothing
+ * but the result: the first checks the syntax of the whole document, the
+ * second counts the tensors, the metadata pairs and their string bytes, the
+ * third fills arrays of exactly that size. Memory is the header itself plus
+ * one entry per tensor and 16 bytes per metadata pair, whatever the JSON
+ * holds besides (unknown fields are checked and skipped). */
 
 void oe_st_close(oe_st_file *f) {
   if (!f) return;
   if (f->fd >= 0) close(f->fd);
-  for (size_t i = 0; i < f->n; i++) free(f->entries[i].name);
-  for (size_t i = 0; i < f->nmeta; i++) { free(f->meta_keys[i]); free(f->meta_vals[i]); }
   free(f->entries);
-  free(f->meta_keys);
-  free(f->meta_vals);
-  free(f->meta_key_lens);
-  free(f->meta_val_lens);
+  free(f->names);
+  free(f->meta);
+  free(f->meta_bytes);
   free(f->path);
   memset(f, 0, sizeof *f);
   f->fd = -1;
@@ -127,82 +122,141 @@ static char *dup_bytes(const char *s, size_t n) {
   return p;
 }
 
-static int steal_metadata(oe_st_file *f, oe_json *m, const char *path, oe_err *e) {
-  if (m->type != OE_JSON_OBJECT)
-    return err(e, OE_EINVAL, "%s: __metadata__ must be an object of strings, got %s", path, oe_json_type_name(m->type));
-  f->has_metadata = 1;
-  size_t n = m->n ? m->n : 1;
-  f->meta_keys = calloc(n, sizeof(char *));
-  f->meta_vals = calloc(n, sizeof(char *));
-  f->meta_key_lens = calloc(n, sizeof(size_t));
-  f->meta_val_lens = calloc(n, sizeof(size_t));
-  if (!f->meta_keys || !f->meta_vals || !f->meta_key_lens || !f->meta_val_lens)
-    return err(e, OE_ENOMEM, "%s: out of memory reading the header", path);
-  for (size_t i = 0; i < m->n; i++) {
-    char b[160];
-    if (m->items[i].type != OE_JSON_STRING)
-      return err(e, OE_EINVAL, "%s: __metadata__ must be an object of strings, but key '%s' holds %s", path,
-                 shown(m->keys[i], m->key_lens[i], b, sizeof b), oe_json_type_name(m->items[i].type));
-    f->meta_keys[i] = m->keys[i];
-    f->meta_key_lens[i] = m->key_lens[i];
-    m->keys[i] = NULL;
-    f->meta_vals[i] = m->items[i].str;
-    f->meta_val_lens[i] = m->items[i].len;
-    m->items[i].str = NULL;
-    f->nmeta++;
-  }
-  return OE_OK;
+typedef struct {
+  oe_json_reader r;
+  char jerr[256];
+  const char *path;
+  oe_err *e;
+} hreader;
+
+/* a JSON syntax error found after the first pass cannot happen; report it anyway */
+static int json_err(hreader *h) { return err(h->e, OE_EIO, "%s: header is not valid JSON: %s", h->path, h->jerr); }
+
+/* A number or another value, described for messages ("-2", "2.5", "a string"). */
+typedef struct { int is_num; oe_json_num num; oe_json_type type; } jval;
+
+static int read_jval(hreader *h, jval *v) {
+  if (oe_json_peek(&h->r, &v->type)) return -1;
+  v->is_num = v->type == OE_JSON_NUMBER;
+  if (v->is_num) return oe_json_number(&h->r, &v->num);
+  return oe_json_skip(&h->r);
 }
 
-static int json_uint(const oe_json *v, uint64_t max, uint64_t *out) {
-  if (v->type != OE_JSON_NUMBER || !v->is_int || v->int_overflow || (v->neg && v->mag) || v->mag > max) return 0;
-  *out = v->mag;
+static int jval_uint(const jval *v, uint64_t max, uint64_t *out) {
+  const oe_json_num *n = &v->num;
+  if (!v->is_num || !n->is_int || n->overflow || (n->neg && n->mag) || n->mag > max) return 0;
+  *out = n->mag;
   return 1;
 }
 
-static const char *number_desc(const oe_json *v, char *buf, size_t n) {
-  if (v->type != OE_JSON_NUMBER) return oe_json_type_name(v->type);
-  if (v->is_int && v->int_overflow) return "an integer too large for 64 bits";
-  if (v->is_int) snprintf(buf, n, "%s%llu", v->neg ? "-" : "", (unsigned long long)v->mag);
-  else snprintf(buf, n, "%.17g", v->num);
+static const char *jval_desc(const jval *v, char *buf, size_t n) {
+  if (!v->is_num) return oe_json_type_name(v->type);
+  if (v->num.is_int && v->num.overflow) return "an integer too large for 64 bits";
+  if (v->num.is_int) snprintf(buf, n, "%s%llu", v->num.neg ? "-" : "", (unsigned long long)v->num.mag);
+  else snprintf(buf, n, "%.17g", v->num.num);
   return buf;
 }
 
-static int parse_entry(oe_st_entry *t, const oe_json *v, const char *path, const char *nm, uint64_t data_size, oe_err *e) {
-  if (v->type != OE_JSON_OBJECT)
-    return err(e, OE_EINVAL, "%s: tensor '%s' must be described by an object, got %s", path, nm, oe_json_type_name(v->type));
-  const oe_json *dt = oe_json_get(v, "dtype"), *sh = oe_json_get(v, "shape"), *off = oe_json_get(v, "data_offsets");
-  if (!dt) return err(e, OE_EINVAL, "%s: tensor '%s' has no \"dtype\"", path, nm);
-  if (!sh) return err(e, OE_EINVAL, "%s: tensor '%s' has no \"shape\"", path, nm);
-  if (!off) return err(e, OE_EINVAL, "%s: tensor '%s' has no \"data_offsets\"", path, nm);
-  if (dt->type != OE_JSON_STRING) return err(e, OE_EINVAL, "%s: tensor '%s' dtype must be a string, got %s", path, nm, oe_json_type_name(dt->type));
+/* What one tensor description holds, gathered before it is judged (so the
+ * messages come in a fixed order whatever the order of the fields). */
+typedef struct {
+  int has_dtype, has_shape, has_off, dup;
+  const char *dup_name;
+  oe_json_type dtype_type, shape_type, off_type;
+  oe_json_str dtype;
+  size_t ndims, noff;
+  jval dims[OE_MAX_DIMS], off[2];
+  size_t bad_dim;   /* first shape entry that is not a size (1-based), 0 when none */
+  jval bad_dim_val;
+} raw_entry;
+
+static int read_entry_fields(hreader *h, raw_entry *x) {
+  oe_json_reader *r = &h->r;
+  oe_json_iter it, at;
+  oe_json_str k;
+  int more;
+  memset(x, 0, sizeof *x);
+  if (oe_json_enter(r, &it)) return -1;
+  while ((more = oe_json_next(r, &it)) == 1) {
+    if (oe_json_key(r, &k)) return -1;
+    int is_dtype = oe_json_str_is(&k, "dtype"), is_shape = oe_json_str_is(&k, "shape"), is_off = oe_json_str_is(&k, "data_offsets");
+    if ((is_dtype && x->has_dtype) || (is_shape && x->has_shape) || (is_off && x->has_off)) {
+      if (!x->dup) x->dup_name = is_dtype ? "dtype" : is_shape ? "shape" : "data_offsets";
+      x->dup = 1;
+    }
+    if (is_dtype) {
+      x->has_dtype = 1;
+      if (oe_json_peek(r, &x->dtype_type)) return -1;
+      if (x->dtype_type == OE_JSON_STRING ? oe_json_string(r, &x->dtype) : oe_json_skip(r)) return -1;
+    } else if (is_shape || is_off) {
+      oe_json_type *t = is_shape ? &x->shape_type : &x->off_type;
+      if (is_shape) x->has_shape = 1; else x->has_off = 1;
+      if (oe_json_peek(r, t)) return -1;
+      if (*t != OE_JSON_ARRAY) { if (oe_json_skip(r)) return -1; continue; }
+      size_t *cnt = is_shape ? &x->ndims : &x->noff;
+      *cnt = 0;
+      if (is_shape) x->bad_dim = 0;
+      if (oe_json_enter(r, &at)) return -1;
+      while ((more = oe_json_next(r, &at)) == 1) {
+        jval v;
+        if (read_jval(h, &v)) return -1;
+        if (is_shape) {
+          if (*cnt < OE_MAX_DIMS) x->dims[*cnt] = v;
+          uint64_t s;
+          if (!x->bad_dim && !jval_uint(&v, INT64_MAX, &s)) { x->bad_dim = *cnt + 1; x->bad_dim_val = v; }
+        } else if (*cnt < 2) x->off[*cnt] = v;
+        (*cnt)++;
+      }
+      if (more < 0) return -1;
+    } else if (oe_json_skip(r)) return -1;
+  }
+  return more;
+}
+
+static int parse_entry(hreader *h, oe_st_entry *t, const char *nm, uint64_t data_size) {
+  const char *path = h->path;
+  oe_err *e = h->e;
+  oe_json_type vt;
+  if (oe_json_peek(&h->r, &vt)) return json_err(h);
+  if (vt != OE_JSON_OBJECT)
+    return err(e, OE_EIO, "%s: tensor '%s' must be described by an object, got %s", path, nm, oe_json_type_name(vt));
+  raw_entry x;
+  if (read_entry_fields(h, &x)) return json_err(h);
+  if (x.dup) return err(e, OE_EIO, "%s: tensor '%s' has \"%s\" twice", path, nm, x.dup_name);
+  if (!x.has_dtype) return err(e, OE_EIO, "%s: tensor '%s' has no \"dtype\"", path, nm);
+  if (!x.has_shape) return err(e, OE_EIO, "%s: tensor '%s' has no \"shape\"", path, nm);
+  if (!x.has_off) return err(e, OE_EIO, "%s: tensor '%s' has no \"data_offsets\"", path, nm);
+  if (x.dtype_type != OE_JSON_STRING)
+    return err(e, OE_EIO, "%s: tensor '%s' dtype must be a string, got %s", path, nm, oe_json_type_name(x.dtype_type));
   int found = 0;
-  for (int k = 0; k < OE_ST_NDTYPES; k++)
-    if (dt->len == strlen(st_names[k]) && !memcmp(dt->str, st_names[k], dt->len)) { t->dtype = (oe_st_dtype)k; found = 1; }
+  for (int k = 0; k < OE_ST_NDTYPES && !found; k++)
+    if (oe_json_str_is(&x.dtype, st_names[k])) { t->dtype = (oe_st_dtype)k; found = 1; }
   if (!found) {
-    char b[80];
-    return err(e, OE_EINVAL, "%s: tensor '%s' has unknown dtype '%s'", path, nm, shown(dt->str, dt->len, b, sizeof b));
+    char raw[80], b[120];
+    size_t n = x.dtype.len < sizeof raw ? x.dtype.len : 0;
+    if (n) oe_json_decode(&x.dtype, raw);
+    return err(e, OE_EIO, "%s: tensor '%s' has unknown dtype '%s'", path, nm,
+               n ? shown(raw, n, b, sizeof b) : x.dtype.len ? "(a long string)" : "");
   }
-  if (sh->type != OE_JSON_ARRAY) return err(e, OE_EINVAL, "%s: tensor '%s' shape must be an array, got %s", path, nm, oe_json_type_name(sh->type));
-  if (sh->n > OE_MAX_DIMS)
-    return err(e, OE_EINVAL, "%s: tensor '%s' has %zu dimensions, at most %d are supported", path, nm, sh->n, OE_MAX_DIMS);
-  t->ndim = (int)sh->n;
-  for (size_t d = 0; d < sh->n; d++) {
-    uint64_t s;
+  if (x.shape_type != OE_JSON_ARRAY)
+    return err(e, OE_EIO, "%s: tensor '%s' shape must be an array, got %s", path, nm, oe_json_type_name(x.shape_type));
+  if (x.ndims > OE_MAX_DIMS)
+    return err(e, OE_EIO, "%s: tensor '%s' has %zu dimensions, at most %d are supported", path, nm, x.ndims, OE_MAX_DIMS);
+  if (x.bad_dim) {
     char b[64];
-    if (!json_uint(&sh->items[d], INT64_MAX, &s))
-      return err(e, OE_EINVAL, "%s: tensor '%s' shape entry %zu is %s; sizes must be non-negative integers", path, nm, d + 1,
-                 number_desc(&sh->items[d], b, sizeof b));
-    t->shape[d] = (int64_t)s;
+    return err(e, OE_EIO, "%s: tensor '%s' shape entry %zu is %s; sizes must be non-negative integers", path, nm, x.bad_dim,
+               jval_desc(&x.bad_dim_val, b, sizeof b));
   }
-  if (off->type != OE_JSON_ARRAY || off->n != 2)
-    return err(e, OE_EINVAL, "%s: tensor '%s' data_offsets must be an array [begin, end]", path, nm);
+  t->ndim = (int)x.ndims;
+  for (int d = 0; d < t->ndim; d++) t->shape[d] = (int64_t)x.dims[d].num.mag;
+  if (x.off_type != OE_JSON_ARRAY || x.noff != 2)
+    return err(e, OE_EIO, "%s: tensor '%s' data_offsets must be an array [begin, end]", path, nm);
   char b0[64], b1[64], sb[200];
-  if (!json_uint(&off->items[0], UINT64_MAX, &t->begin) || !json_uint(&off->items[1], UINT64_MAX, &t->end))
-    return err(e, OE_EINVAL, "%s: tensor '%s' data_offsets [%s, %s] must be non-negative integers", path, nm,
-               number_desc(&off->items[0], b0, sizeof b0), number_desc(&off->items[1], b1, sizeof b1));
+  if (!jval_uint(&x.off[0], UINT64_MAX, &t->begin) || !jval_uint(&x.off[1], UINT64_MAX, &t->end))
+    return err(e, OE_EIO, "%s: tensor '%s' data_offsets [%s, %s] must be non-negative integers", path, nm,
+               jval_desc(&x.off[0], b0, sizeof b0), jval_desc(&x.off[1], b1, sizeof b1));
   if (t->begin > t->end)
-    return err(e, OE_EINVAL, "%s: tensor '%s' data_offsets [%llu, %llu] are reversed (begin > end)", path, nm,
+    return err(e, OE_EIO, "%s: tensor '%s' data_offsets [%llu, %llu] are reversed (begin > end)", path, nm,
                (unsigned long long)t->begin, (unsigned long long)t->end);
   uint64_t numel = 1, es = st_sizes[t->dtype], need;
   int ovf = 0;
@@ -213,17 +267,103 @@ static int parse_entry(oe_st_entry *t, const oe_json *v, const char *path, const
   }
   if (!ovf && numel > UINT64_MAX / es) ovf = 1;
   oe_shape_str(t->ndim, t->shape, sb, sizeof sb);
-  if (ovf)
-    return err(e, OE_EINVAL, "%s: tensor '%s' shape %s overflows: its size does not fit in 64 bits", path, nm, sb);
+  if (ovf) return err(e, OE_EIO, "%s: tensor '%s' shape %s overflows: its size does not fit in 64 bits", path, nm, sb);
+  oe_err se;
+  if (oe_shape_check(t->ndim, t->shape, &se) != OE_OK) return err(e, OE_EIO, "%s: tensor '%s': %s", path, nm, se.msg);
   need = numel * es;
   if (t->end - t->begin != need)
-    return err(e, OE_EINVAL, "%s: tensor '%s' data range [%llu, %llu) has %llu bytes but shape %s %s needs %llu", path, nm,
+    return err(e, OE_EIO, "%s: tensor '%s' data range [%llu, %llu) has %llu bytes but shape %s %s needs %llu", path, nm,
                (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)(t->end - t->begin), sb,
                st_names[t->dtype], (unsigned long long)need);
   if (t->end > data_size)
-    return err(e, OE_EINVAL, "%s: tensor '%s' data range [%llu, %llu) ends outside the data area of %llu bytes (truncated file or bad offsets)",
+    return err(e, OE_EIO, "%s: tensor '%s' data range [%llu, %llu) ends outside the data area of %llu bytes (truncated file or bad offsets)",
                path, nm, (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)data_size);
   return OE_OK;
+}
+
+static int bytes_cmp(const char *a, size_t al, const char *b, size_t bl) {
+  size_t m = al < bl ? al : bl;
+  int c = m ? memcmp(a, b, m) : 0;
+  if (c) return c;
+  return al < bl ? -1 : al > bl;
+}
+
+static int entry_name_cmp(const void *x, const void *y) {
+  const oe_st_entry *a = x, *b = y;
+  return bytes_cmp(a->name, a->name_len, b->name, b->name_len);
+}
+
+static int meta_key_cmp(const void *x, const void *y, void *base) {
+  const oe_st_meta *a = x, *b = y;
+  const char *m = base;
+  return bytes_cmp(m + a->key_off, a->key_len, m + b->key_off, b->key_len);
+}
+
+/* __metadata__: an object of strings, decoded into f->meta_bytes from *mpos */
+static int parse_metadata(hreader *h, oe_st_file *f, size_t *mpos) {
+  oe_json_reader *r = &h->r;
+  oe_json_type t;
+  oe_json_iter it;
+  oe_json_str k, v;
+  int more;
+  if (oe_json_peek(r, &t)) return json_err(h);
+  if (t != OE_JSON_OBJECT)
+    return err(h->e, OE_EIO, "%s: __metadata__ must be an object of strings, got %s", h->path, oe_json_type_name(t));
+  f->has_metadata = 1;
+  if (oe_json_enter(r, &it)) return json_err(h);
+  while ((more = oe_json_next(r, &it)) == 1) {
+    if (oe_json_key(r, &k) || oe_json_peek(r, &t)) return json_err(h);
+    oe_st_meta *m = &f->meta[f->nmeta];
+    m->key_off = (uint32_t)*mpos;
+    m->key_len = (uint32_t)oe_json_decode(&k, f->meta_bytes + *mpos);
+    *mpos += m->key_len;
+    if (t != OE_JSON_STRING) {
+      char b[160];
+      return err(h->e, OE_EIO, "%s: __metadata__ must be an object of strings, but key '%s' holds %s", h->path,
+                 shown(f->meta_bytes + m->key_off, m->key_len, b, sizeof b), oe_json_type_name(t));
+    }
+    if (oe_json_string(r, &v)) return json_err(h);
+    m->val_off = (uint32_t)*mpos;
+    m->val_len = (uint32_t)oe_json_decode(&v, f->meta_bytes + *mpos);
+    *mpos += m->val_len;
+    f->nmeta++;
+  }
+  return more < 0 ? json_err(h) : OE_OK;
+}
+
+/* second pass: sizes of everything the third pass stores */
+typedef struct { size_t tensors, name_bytes, meta_pairs, meta_bytes; } header_counts;
+
+static int count_header(hreader *h, header_counts *c) {
+  oe_json_reader *r = &h->r;
+  oe_json_iter it, mt;
+  oe_json_str k, v;
+  oe_json_type t;
+  int more, mmore;
+  memset(c, 0, sizeof *c);
+  if (oe_json_enter(r, &it)) return -1;
+  while ((more = oe_json_next(r, &it)) == 1) {
+    if (oe_json_key(r, &k) || oe_json_peek(r, &t)) return -1;
+    if (!oe_json_str_is(&k, "__metadata__")) {
+      c->tensors++;
+      c->name_bytes += k.len + 1;
+      if (oe_json_skip(r)) return -1;
+      continue;
+    }
+    if (t != OE_JSON_OBJECT) { if (oe_json_skip(r)) return -1; continue; }
+    if (oe_json_enter(r, &mt)) return -1;
+    while ((mmore = oe_json_next(r, &mt)) == 1) {
+      if (oe_json_key(r, &k) || oe_json_peek(r, &t)) return -1;
+      c->meta_pairs++;
+      c->meta_bytes += k.len;
+      if (t == OE_JSON_STRING) {
+        if (oe_json_string(r, &v)) return -1;
+        c->meta_bytes += v.len;
+      } else if (oe_json_skip(r)) return -1;
+    }
+    if (mmore < 0) return -1;
+  }
+  return more;
 }
 
 typedef struct { uint64_t begin, end; size_t i; } range;
@@ -231,29 +371,38 @@ static int range_cmp(const void *a, const void *b) {
   const range *x = a, *y = b;
   if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
   if (x->end != y->end) return x->end < y->end ? -1 : 1;
-  return 0;
+  return x->i < y->i ? -1 : x->i > y->i;
 }
 
-static int check_overlaps(const oe_st_file *f, oe_err *e) {
-  size_t m = 0;
+/* As in the reference implementation: sorted by offsets, the tensors' byte
+ * ranges must follow each other from 0 to the end of the file, without a
+ * hole, an overlap or bytes left over. */
+static int check_tiling(const oe_st_file *f, oe_err *e) {
   range *r = malloc((f->n ? f->n : 1) * sizeof *r);
   if (!r) return err(e, OE_ENOMEM, "%s: out of memory reading the header", f->path);
-  for (size_t i = 0; i < f->n; i++)
-    if (f->entries[i].end > f->entries[i].begin) { r[m].begin = f->entries[i].begin; r[m].end = f->entries[i].end; r[m].i = i; m++; }
-  qsort(r, m, sizeof *r, range_cmp);
-  for (size_t k = 1; k < m; k++) {
-    if (r[k].begin < r[k - 1].end) {
-      const oe_st_entry *a = &f->entries[r[k - 1].i], *b = &f->entries[r[k].i];
-      char na[120], nb[120];
-      err(e, OE_EINVAL, "%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) have overlapping data ranges", f->path,
-          shown(a->name, a->name_len, na, sizeof na), (unsigned long long)a->begin, (unsigned long long)a->end,
-          shown(b->name, b->name_len, nb, sizeof nb), (unsigned long long)b->begin, (unsigned long long)b->end);
-      free(r);
-      return OE_EINVAL;
+  for (size_t i = 0; i < f->n; i++) { r[i].begin = f->entries[i].begin; r[i].end = f->entries[i].end; r[i].i = i; }
+  qsort(r, f->n, sizeof *r, range_cmp);
+  uint64_t at = 0;
+  int rc = OE_OK;
+  char na[120], nb[120];
+  for (size_t k = 0; k < f->n && rc == OE_OK; k++) {
+    const oe_st_entry *b = &f->entries[r[k].i];
+    if (r[k].begin < at) {
+      const oe_st_entry *a = &f->entries[r[k - 1].i];
+      rc = err(e, OE_EIO, "%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) have overlapping data ranges", f->path,
+               shown(a->name, a->name_len, na, sizeof na), (unsigned long long)a->begin, (unsigned long long)a->end,
+               shown(b->name, b->name_len, nb, sizeof nb), (unsigned long long)b->begin, (unsigned long long)b->end);
+    } else if (r[k].begin > at) {
+      rc = err(e, OE_EIO, "%s: no tensor holds data bytes [%llu, %llu) (before tensor '%s'); tensors must cover the data area without holes",
+               f->path, (unsigned long long)at, (unsigned long long)r[k].begin, shown(b->name, b->name_len, nb, sizeof nb));
     }
+    at = r[k].end;
   }
+  if (rc == OE_OK && at != f->data_size)
+    rc = err(e, OE_EIO, "%s: %llu bytes follow the last tensor's data (the data area has %llu bytes, the tensors cover %llu)",
+             f->path, (unsigned long long)(f->data_size - at), (unsigned long long)f->data_size, (unsigned long long)at);
   free(r);
-  return OE_OK;
+  return rc;
 }
 
 int oe_st_open(oe_st_file *f, const char *path, oe_err *e) {
@@ -262,15 +411,9 @@ int oe_st_open(oe_st_file *f, const char *path, oe_err *e) {
   f->path = dup_bytes(path, strlen(path));
   if (!f->path) return err(e, OE_ENOMEM, "%s: out of memory", path);
   int rc = OE_OK;
-  char *hdr = NULL;
-  oe_json root;
-  memset(&root, 0, sizeof root);
-  f->fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (f->fd < 0) { rc = err(e, OE_EIO, "%s: cannot open: %s", path, strerror(errno)); goto fail; }
-  struct stat st;
-  if (fstat(f->fd, &st) != 0) { rc = err(e, OE_EIO, "%s: cannot stat: %s", path, strerror(errno)); goto fail; }
-  if (!S_ISREG(st.st_mode)) { rc = err(e, OE_EIO, "%s: not a regular file", path); goto fail; }
-  f->file_size = (uint64_t)st.st_size;
+  char *hdr = NULL, why[300];
+  f->fd = oe_open_regular(path, &f->file_size, why, sizeof why);
+  if (f->fd < 0) { rc = err(e, OE_EIO, "%s: %s", path, why); goto fail; }
   if (f->file_size == 0) { rc = err(e, OE_EIO, "%s: file is empty, not a safetensors file", path); goto fail; }
   if (f->file_size < 8) {
     rc = err(e, OE_EIO, "%s: file is too short (%llu bytes) to hold the 8-byte header length", path, (unsigned long long)f->file_size);
@@ -294,45 +437,91 @@ int oe_st_open(oe_st_file *f, const char *path, oe_err *e) {
   hdr = malloc(hlen ? hlen : 1);
   if (!hdr) { rc = err(e, OE_ENOMEM, "%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen); goto fail; }
   if (oe_pread_full(f->fd, hdr, hlen, 8)) { rc = err(e, OE_EIO, "%s: cannot read the header: %s", path, errno ? strerror(errno) : "end of file"); goto fail; }
-  char jerr[256];
-  if (oe_json_parse(hdr, hlen, &root, jerr, sizeof jerr)) { rc = err(e, OE_EIO, "%s: header is not valid JSON: %s", path, jerr); goto fail; }
-  free(hdr);
-  hdr = NULL;
-  if (root.type != OE_JSON_OBJECT) {
-    rc = err(e, OE_EIO, "%s: header must be a JSON object, got %s", path, oe_json_type_name(root.type));
+
+  hreader h;
+  h.path = path;
+  h.e = e;
+  /* pass 1: syntax of the whole document */
+  if (oe_json_validate(hdr, hlen, h.jerr, sizeof h.jerr)) { rc = json_err(&h); goto fail; }
+  oe_json_init(&h.r, hdr, hlen, h.jerr, sizeof h.jerr);
+  oe_json_reader start = h.r;
+  oe_json_type root;
+  if (oe_json_peek(&h.r, &root)) { rc = json_err(&h); goto fail; }
+  if (root != OE_JSON_OBJECT) {
+    rc = err(e, OE_EIO, "%s: header must be a JSON object, got %s", path, oe_json_type_name(root));
     goto fail;
   }
-  f->entries = calloc(root.n ? root.n : 1, sizeof *f->entries);
-  if (!f->entries) { rc = err(e, OE_ENOMEM, "%s: out of memory reading the header", path); goto fail; }
-  for (size_t i = 0; i < root.n; i++) {
-    char *k = root.keys[i];
-    size_t kl = root.key_lens[i];
-    if (kl == 12 && !memcmp(k, "__metadata__", 12)) {
-      if ((rc = steal_metadata(f, &root.items[i], path, e)) != OE_OK) { if (rc == OE_EINVAL) rc = OE_EIO; goto fail; }
+  /* pass 2: counts */
+  header_counts c;
+  if (count_header(&h, &c) < 0) { rc = json_err(&h); goto fail; }
+  f->entries = calloc(c.tensors ? c.tensors : 1, sizeof *f->entries);
+  f->names = malloc(c.name_bytes ? c.name_bytes : 1);
+  f->meta = calloc(c.meta_pairs ? c.meta_pairs : 1, sizeof *f->meta);
+  f->meta_bytes = malloc(c.meta_bytes ? c.meta_bytes : 1);
+  if (!f->entries || !f->names || !f->meta || !f->meta_bytes) {
+    rc = err(e, OE_ENOMEM, "%s: out of memory reading the header (%zu tensors, %zu metadata pairs)", path, c.tensors, c.meta_pairs);
+    goto fail;
+  }
+  /* pass 3: the tensors and the metadata */
+  h.r = start;
+  oe_json_iter it;
+  oe_json_str k;
+  int more, seen_meta = 0;
+  size_t npos = 0, mpos = 0;
+  if (oe_json_enter(&h.r, &it)) { rc = json_err(&h); goto fail; }
+  while ((more = oe_json_next(&h.r, &it)) == 1) {
+    if (oe_json_key(&h.r, &k)) { rc = json_err(&h); goto fail; }
+    if (oe_json_str_is(&k, "__metadata__")) {
+      if (seen_meta++) { rc = err(e, OE_EIO, "%s: duplicate key '__metadata__' in the header", path); goto fail; }
+      if ((rc = parse_metadata(&h, f, &mpos)) != OE_OK) goto fail;
       continue;
     }
     oe_st_entry *t = &f->entries[f->n];
+    t->name = f->names + npos;
+    t->name_len = oe_json_decode(&k, t->name);
+    t->name[t->name_len] = 0;
+    npos += t->name_len + 1;
     char nm[160];
-    shown(k, kl, nm, sizeof nm);
-    if ((rc = parse_entry(t, &root.items[i], path, nm, f->data_size, e)) != OE_OK) { rc = OE_EIO; goto fail; }
-    t->name = k;
-    t->name_len = kl;
-    root.keys[i] = NULL; /* owned by the entry now */
+    shown(t->name, t->name_len, nm, sizeof nm);
+    if ((rc = parse_entry(&h, t, nm, f->data_size)) != OE_OK) goto fail;
     f->n++;
   }
-  oe_json_free(&root);
-  if ((rc = check_overlaps(f, e)) != OE_OK) { if (rc == OE_EINVAL) rc = OE_EIO; goto fail; }
+  if (more < 0) { rc = json_err(&h); goto fail; }
+  free(hdr);
+  hdr = NULL;
+  /* names: sorted, so duplicates sit side by side and oe_st_find can bisect */
+  qsort(f->entries, f->n, sizeof *f->entries, entry_name_cmp);
+  for (size_t i = 1; i < f->n; i++)
+    if (!entry_name_cmp(&f->entries[i - 1], &f->entries[i])) {
+      char nm[160];
+      rc = err(e, OE_EIO, "%s: duplicate key '%s' in the header", path, shown(f->entries[i].name, f->entries[i].name_len, nm, sizeof nm));
+      goto fail;
+    }
+  qsort_r(f->meta, f->nmeta, sizeof *f->meta, meta_key_cmp, f->meta_bytes);
+  for (size_t i = 1; i < f->nmeta; i++)
+    if (!meta_key_cmp(&f->meta[i - 1], &f->meta[i], f->meta_bytes)) {
+      char nm[160];
+      rc = err(e, OE_EIO, "%s: duplicate key '%s' in __metadata__", path,
+               shown(oe_st_meta_key(f, i), f->meta[i].key_len, nm, sizeof nm));
+      goto fail;
+    }
+  if ((rc = check_tiling(f, e)) != OE_OK) goto fail;
   return OE_OK;
 fail:
   free(hdr);
-  oe_json_free(&root);
   oe_st_close(f);
   return rc;
 }
 
 long oe_st_find(const oe_st_file *f, const char *name, size_t len) {
-  for (size_t i = 0; i < f->n; i++)
-    if (f->entries[i].name_len == len && !memcmp(f->entries[i].name, name, len)) return (long)i;
+  size_t lo = 0, hi = f->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = bytes_cmp(f->entries[mid].name, f->entries[mid].name_len, name, len);
+    if (c == 0) return (long)mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
   return -1;
 }
 
@@ -456,31 +645,10 @@ static void sb_json_string(sbuf *b, const char *s, size_t n) {
 }
 
 typedef struct { const char *k; size_t kl; size_t idx; int rank; } sortkey;
-static int bytes_cmp(const char *a, size_t al, const char *b, size_t bl) {
-  size_t m = al < bl ? al : bl;
-  int c = memcmp(a, b, m);
-  if (c) return c;
-  return al < bl ? -1 : al > bl;
-}
 static int sortkey_cmp(const void *x, const void *y) {
   const sortkey *a = x, *b = y;
   if (a->rank != b->rank) return a->rank > b->rank ? -1 : 1; /* larger alignment first */
   return bytes_cmp(a->k, a->kl, b->k, b->kl);
-}
-
-static int write_full(int fd, const void *buf, size_t n) {
-  const char *p = buf;
-  while (n) {
-    size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-    ssize_t w = write(fd, p, chunk);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
 }
 
 static oe_st_dtype file_dtype(oe_dtype dt, oe_st_dtype float_as) {
@@ -503,9 +671,7 @@ int oe_st_save(const char *path, size_t n, const oe_st_item *items, int has_meta
   sortkey *order = malloc((n ? n : 1) * sizeof *order);
   sortkey *morder = malloc((nmeta ? nmeta : 1) * sizeof *morder);
   sbuf h = { 0 };
-  char *tmp = NULL;
   unsigned char *cbuf = NULL;
-  int fd = -1;
   if (!order || !morder) { rc = err(e, OE_ENOMEM, "%s: out of memory", path); goto done; }
   for (size_t i = 0; i < n; i++) {
     const oe_st_item *it = &items[i];
@@ -595,42 +761,27 @@ int oe_st_save(const char *path, size_t n, const oe_st_item *items, int has_meta
   while (!h.oom && h.n % 8) sb_put(&h, " ", 1);
   if (h.oom) { rc = err(e, OE_ENOMEM, "%s: out of memory building the header", path); goto done; }
 
-  /* temporary file next to the target */
-  size_t plen = strlen(path);
-  tmp = malloc(plen + 64);
-  if (!tmp) { rc = err(e, OE_ENOMEM, "%s: out of memory", path); goto done; }
-  for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
-    uint64_t rnd = 0;
-    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
-      rnd = (uint64_t)time(NULL) * 6364136223846793005ull + (uint64_t)clock() + (uint64_t)attempt * 1442695040888963407ull;
-    snprintf(tmp, plen + 64, "%s.tmp.%ld.%08llx", path, (long)getpid(), (unsigned long long)(rnd & 0xFFFFFFFFull));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) {
-    rc = err(e, OE_EIO, "%s: cannot create the temporary file %s: %s", path, tmp, strerror(errno));
-    free(tmp);
-    tmp = NULL; /* nothing to remove */
-    goto done;
-  }
-  {
-    /* keep the permissions of the file being replaced */
-    struct stat old;
-    if (stat(path, &old) == 0 && S_ISREG(old.st_mode)) (void)fchmod(fd, old.st_mode & 07777);
-  }
+  /* temporary file next to the target, renamed over it once complete */
+  oe_atomic_file af;
+  oe_err ae;
+  if (oe_atomic_begin(&af, path, &ae) != OE_OK) goto atomic_fail;
   unsigned char lenb[8];
   uint64_t hl = h.n;
   for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)(hl >> (8 * i));
-  if (write_full(fd, lenb, 8) || write_full(fd, h.p, h.n)) goto ioerr;
+  if (oe_atomic_write(&af, lenb, 8, &ae) || oe_atomic_write(&af, h.p, h.n, &ae)) goto atomic_fail;
   for (size_t i = 0; i < n; i++) {
     const oe_st_item *it = &items[order[i].idx];
     oe_st_dtype fd_t = (oe_st_dtype)order[i].rank;
     size_t numel = (size_t)oe_numel(it->t);
     if (fd_t != OE_ST_F16 && fd_t != OE_ST_BF16) {
-      if (numel && write_full(fd, oe_data(it->t), numel * oe_dtype_size(it->t->dtype))) goto ioerr;
+      if (numel && oe_atomic_write(&af, oe_data(it->t), numel * oe_dtype_size(it->t->dtype), &ae)) goto atomic_fail;
       continue;
     }
-    if (!cbuf && !(cbuf = malloc(CHUNK_BYTES))) { rc = err(e, OE_ENOMEM, "%s: out of memory", path); goto cleanup; }
+    if (!cbuf && !(cbuf = malloc(CHUNK_BYTES))) {
+      oe_atomic_abort(&af);
+      rc = err(e, OE_ENOMEM, "%s: out of memory", path);
+      goto done;
+    }
     const float *src = oe_f32(it->t);
     size_t per = CHUNK_BYTES / 2;
     for (size_t done = 0; done < numel;) {
@@ -639,44 +790,14 @@ int oe_st_save(const char *path, size_t n, const oe_st_item *items, int has_meta
         uint16_t v = fd_t == OE_ST_F16 ? oe_f32_to_f16(src[done + k]) : oe_f32_to_bf16(src[done + k]);
         memcpy(cbuf + 2 * k, &v, 2);
       }
-      if (write_full(fd, cbuf, cnt * 2)) goto ioerr;
+      if (oe_atomic_write(&af, cbuf, cnt * 2, &ae)) goto atomic_fail;
       done += cnt;
     }
   }
-  if (fsync(fd) != 0) goto ioerr;
-  {
-    int c = close(fd);
-    fd = -1;
-    if (c != 0) goto ioerr;
-  }
-  if (rename(tmp, path) != 0) {
-    rc = err(e, OE_EIO, "%s: cannot rename the temporary file over the target: %s", path, strerror(errno));
-    goto cleanup;
-  }
-  /* make the rename durable: fsync the folder (best effort) */
-  {
-    char *dir = dup_bytes(path, plen);
-    if (dir) {
-      char *slash = strrchr(dir, '/');
-      const char *d = ".";
-      if (slash == dir) d = "/";
-      else if (slash) { *slash = 0; d = dir; }
-      int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd >= 0) { (void)fsync(dfd); close(dfd); }
-      free(dir);
-    }
-  }
-  free(tmp);
-  tmp = NULL;
-  goto done;
-ioerr:
-  rc = err(e, OE_EIO, "%s: cannot write %s: %s", path, tmp, strerror(errno));
-cleanup:
-  if (fd >= 0) close(fd);
-  fd = -1;
-  if (tmp) unlink(tmp);
+  if (oe_atomic_commit(&af, &ae) == OE_OK) goto done;
+atomic_fail: /* the helper has removed the temporary file */
+  rc = err(e, OE_EIO, "%s: %s", path, ae.msg);
 done:
-  free(tmp);
   free(cbuf);
   free(h.p);
   free(order);

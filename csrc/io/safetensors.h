@@ -1,24 +1,30 @@
 /* safetensors.h: read and write the safetensors format
  * (8-byte little-endian header length N, N bytes of JSON header, raw data).
  *
- * Reading validates the whole header before any data is touched: header
- * length against the file size (and a 100 MB cap), strict JSON with no
- * duplicate keys, `__metadata__` as a string -> string map, and for every
- * tensor a known dtype, non-negative integer shape entries (at most
- * OE_MAX_DIMS, product without overflow), numel x element size equal to the
- * byte range, the range inside the data area and not overlapping any other
- * tensor's range. Data is read with pread into fresh 64-byte aligned tensors
- * (tensors inside the file need not be aligned). File dtypes map to tensor
- * dtypes: F32/F16/BF16/F64 -> float32, I64/U32 -> int64 (U64 -> int64 when
- * every value fits), I32/I16/I8/U16 -> int32, U8/BOOL -> uint8.
- * Every message starts with the file path.
+ * Reading opens only regular files (a named pipe, a device or a folder is
+ * refused without blocking) and validates the whole header before any data
+ * is touched: header length against the file size (and a 100 MB cap), strict
+ * JSON, no duplicate tensor names or metadata keys, `__metadata__` as a
+ * string -> string map, and for every tensor a known dtype, non-negative
+ * integer shape entries (at most OE_MAX_DIMS, their non-zero product at most
+ * OE_MAX_NUMEL so no size, stride or byte count can overflow), numel x
+ * element size equal to the byte range, the range inside the data area. As
+ * in the reference implementation the ranges, sorted, must tile the data
+ * area exactly: from byte 0 to the end of the file, no hole, no overlap, no
+ * trailing bytes. The header is parsed without building a JSON tree: memory
+ * is the header bytes plus one entry per tensor and 16 bytes per metadata
+ * pair. Data is read with pread into fresh 64-byte aligned tensors (tensors
+ * inside the file need not be aligned). File dtypes map to tensor dtypes:
+ * F32/F16/BF16/F64 -> float32, I64/U32 -> int64 (U64 -> int64 when every
+ * value fits), I32/I16/I8/U16 -> int32, U8/BOOL -> uint8. Every message
+ * starts with the file path; names in messages are escaped (oe_escape).
  *
  * Writing follows the reference implementation: tensors ordered by dtype
  * (largest alignment first) then name, header JSON (serde_json compact form,
  * "__metadata__" first, its keys sorted) padded with spaces to a multiple of
- * 8 bytes, then the data. The file is written to "<path>.tmp.<pid>.<random>"
- * in the same folder, flushed with fsync and renamed over the target; on any
- * failure the temporary file is removed and the old file is left as it was. */
+ * 8 bytes, then the data, through core/atomic_write (temporary file
+ * "<path>.tmp.<pid>.<random>", fsync, rename, folder fsync; on any failure
+ * the temporary file is removed and the old file is left as it was). */
 #ifndef OE_SAFETENSORS_H
 #define OE_SAFETENSORS_H
 #include <stddef.h>
@@ -47,17 +53,24 @@ typedef struct {
   uint64_t begin, end; /* byte range relative to the data area */
 } oe_st_entry;
 
+/* one metadata pair: byte ranges in oe_st_file.meta_bytes (not NUL-terminated) */
+typedef struct { uint32_t key_off, key_len, val_off, val_len; } oe_st_meta;
+
 typedef struct {
   char *path;
   int fd;
   uint64_t file_size, data_start, data_size;
-  size_t n;               /* tensors, in header order */
+  size_t n;               /* tensors, sorted by name (bytewise) */
   oe_st_entry *entries;
+  char *names;            /* every tensor name, NUL-terminated, one after another */
   int has_metadata;       /* the header had a "__metadata__" object */
-  size_t nmeta;
-  char **meta_keys, **meta_vals;
-  size_t *meta_key_lens, *meta_val_lens;
+  size_t nmeta;           /* metadata pairs, sorted by key */
+  oe_st_meta *meta;
+  char *meta_bytes;
 } oe_st_file;
+
+static inline const char *oe_st_meta_key(const oe_st_file *f, size_t i) { return f->meta_bytes + f->meta[i].key_off; }
+static inline const char *oe_st_meta_val(const oe_st_file *f, size_t i) { return f->meta_bytes + f->meta[i].val_off; }
 
 /* Open and validate. On failure everything is released and e names the file. */
 int oe_st_open(oe_st_file *f, const char *path, oe_err *e);
