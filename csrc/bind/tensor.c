@@ -2,10 +2,18 @@
  * passed as Lua numbers are 1-based; ids stored inside tensors are 0-based. */
 #include "bind.h"
 #include "../core/rng.h"
+#include "../core/util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* raises naming fn unless every size is >= 0 and the non-zero sizes multiply
+ * to at most OE_MAX_NUMEL (so no element count or stride overflows) */
+static void check_shape(lua_State *L, int nd, const int64_t *shape, const char *fn) {
+  oe_err e;
+  if (oe_shape_check(nd, shape, &e) != OE_OK) oe_lua_fail(L, fn, "%s", e.msg);
+}
 
 static int t_gc(lua_State *L) {
   oe_tensor *t = luaL_checkudata(L, 1, OE_TENSOR_MT);
@@ -174,6 +182,7 @@ static int t_from_bytes(lua_State *L) {
   } else {
     nd = oe_lua_shape(L, 3, shape, "from_bytes", "shape");
   }
+  check_shape(L, nd, shape, "from_bytes");
   int64_t n = oe_numel_of(nd, shape);
   if ((size_t)n * es != len)
     return oe_lua_fail(L, "from_bytes", "%zu bytes do not hold %lld %s values", len, (long long)n, oe_dtype_name(dt));
@@ -340,7 +349,12 @@ static int t_reshape(lua_State *L) {
       if (infer >= 0) return oe_lua_fail(L, "reshape", "only one dimension can be -1");
       infer = i;
     } else if (shape[i] < 0) return oe_lua_fail(L, "reshape", "negative size %lld", (long long)shape[i]);
-    else known *= shape[i];
+  }
+  {
+    int64_t rest[OE_MAX_DIMS]; /* the sizes given, the one to infer counted as 1 */
+    for (int i = 0; i < nd; i++) rest[i] = i == infer ? 1 : shape[i];
+    check_shape(L, nd, rest, "reshape");
+    known = oe_numel_of(nd, rest);
   }
   int64_t n = oe_numel(t);
   if (infer >= 0) {
@@ -378,7 +392,7 @@ static int t_narrow(lua_State *L) {
   if (t->ndim == 0) return oe_lua_fail(L, "narrow", "cannot narrow a 0-dimensional tensor");
   int d = oe_lua_dim(L, 2, t->ndim, "narrow");
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
-  if (start < 1 || len < 0 || start - 1 + len > t->shape[d])
+  if (start < 1 || len < 0 || start - 1 > t->shape[d] || len > t->shape[d] - (start - 1))
     return oe_lua_fail(L, "narrow", "range start %lld length %lld out of bounds for size %lld in dimension %d", (long long)start,
                        (long long)len, (long long)t->shape[d], d + 1);
   int64_t outer, inner;
@@ -407,7 +421,7 @@ static int t_narrow_copy_(lua_State *L) {
   for (int i = 0; ok && i < t->ndim; i++)
     if (i != d && s->shape[i] != t->shape[i]) ok = 0;
   int64_t len = ok ? s->shape[d] : 0;
-  if (!ok || start < 1 || start - 1 + len > t->shape[d]) {
+  if (!ok || start < 1 || start - 1 > t->shape[d] || len > t->shape[d] - (start - 1)) {
     char a[160], b[160];
     return oe_lua_fail(L, "set_slice", "src of shape %s does not fit target %s at dim %d start %lld", oe_lua_shape_str(s, a, sizeof a),
                        oe_lua_shape_str(t, b, sizeof b), d + 1, (long long)start);
@@ -559,8 +573,10 @@ static int t_cat(lua_State *L) {
                          oe_lua_shape_str(t, a, sizeof a), oe_dtype_name(t->dtype), oe_lua_shape_str(first, b, sizeof b),
                          oe_dtype_name(first->dtype), d + 1);
     }
-    shape[d] += t->shape[d];
+    if (__builtin_add_overflow(shape[d], t->shape[d], &shape[d]))
+      return oe_lua_fail(L, "cat", "the sizes along dim %d add up past 2^63", d + 1);
   }
+  check_shape(L, first->ndim, shape, "cat");
   oe_tensor *o = oe_lua_push_uninit(L, "cat", first->dtype, first->ndim, shape);
   int64_t outer, inner;
   outer_inner(o, d, &outer, &inner);

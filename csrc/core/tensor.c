@@ -153,17 +153,22 @@ static int tensor_alloc(oe_tensor *t, oe_dtype dt, int ndim, const int64_t *shap
     snprintf(e->msg, sizeof e->msg, "at most %d dimensions are supported, got %d", OE_MAX_DIMS, ndim);
     return OE_EINVAL;
   }
-  int64_t n = 1;
+  int64_t n = 1, nz = 1; /* nz: product of the non-zero sizes, so strides of empty tensors fit in int64 too */
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0) {
       snprintf(e->msg, sizeof e->msg, "negative size %lld in dimension %d", (long long)shape[i], i + 1);
       return OE_EINVAL;
     }
-    if (shape[i] > 0 && n > (INT64_C(1) << 40) / shape[i]) {
-      snprintf(e->msg, sizeof e->msg, "tensor too large");
+    if (shape[i] > 0 && nz > (INT64_C(1) << 40) / shape[i]) {
+      char sb[200];
+      snprintf(e->msg, sizeof e->msg, "tensor too large: the non-zero sizes of shape %s multiply past 2^40",
+               oe_shape_str(ndim, shape, sb, sizeof sb));
+      for (int j = 0; j < ndim; j++)
+        if (shape[j] == 0) return OE_EINVAL; /* empty: a bad shape, not a lack of memory */
       return OE_ENOMEM;
     }
     n *= shape[i];
+    if (shape[i] > 0) nz *= shape[i];
   }
   size_t nb = (size_t)n * oe_dtype_size(dt);
   oe_storage *s = zero ? oe_storage_new(nb) : oe_storage_new_uninit(nb);
