@@ -286,7 +286,8 @@ static int n_attention(lua_State *L) {
   a.out = oe_f32(out);
   a.probs = oe_f32(pr);
   a.mask = mk ? (uint8_t *)oe_data(mk) : NULL;
-  if (oe_numel(out) && a.S) oe_attention_forward(&a, rng);
+  oe_err e;
+  if (oe_numel(out) && a.S && oe_attention_forward(&a, rng, &e) != OE_OK) return oe_lua_fail(L, fn, "%s", e.msg);
   return 3;
 }
 
@@ -310,14 +311,16 @@ static int n_attention_backward(lua_State *L) {
     oe_tensor *g = a.S ? oe_lua_push_uninit(L, fn, OE_F32, 3, q->shape) : oe_lua_push_new(L, fn, OE_F32, 3, q->shape);
     int64_t D = a.H * a.hd;
     a.gq = oe_f32(g); a.gk = a.gq + D; a.gv = a.gq + 2 * D;
-    if (oe_numel(g) && a.S) oe_attention_backward(&a);
+    oe_err e;
+    if (oe_numel(g) && a.S && oe_attention_backward(&a, &e) != OE_OK) return oe_lua_fail(L, fn, "%s", e.msg);
     return 1;
   }
   oe_tensor *gq = a.S ? oe_lua_push_uninit(L, fn, OE_F32, 3, q->shape) : oe_lua_push_new(L, fn, OE_F32, 3, q->shape);
   oe_tensor *gk = a.S ? oe_lua_push_uninit(L, fn, OE_F32, 3, k->shape) : oe_lua_push_new(L, fn, OE_F32, 3, k->shape);
   oe_tensor *gv = a.S ? oe_lua_push_uninit(L, fn, OE_F32, 3, v->shape) : oe_lua_push_new(L, fn, OE_F32, 3, v->shape);
   a.gq = oe_f32(gq); a.gk = oe_f32(gk); a.gv = oe_f32(gv);
-  if (oe_numel(gq) && a.S) oe_attention_backward(&a);
+  oe_err e;
+  if (oe_numel(gq) && a.S && oe_attention_backward(&a, &e) != OE_OK) return oe_lua_fail(L, fn, "%s", e.msg);
   return 3;
 }
 

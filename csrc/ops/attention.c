@@ -1,22 +1,51 @@
 /* attention.c: multi-head scaled dot-product attention, forward and backward.
  * Heads are read in place from packed rows (PyTorch in_proj layout), so no
  * reshape/permute copies are made. Work is split over (batch, head) pairs;
- * inside the parallel loop oe_gemm runs each product on the calling thread. */
+ * inside the parallel loop oe_gemm runs each product on the calling thread.
+ * Scratch memory is taken (or allocated) before any work starts, so a
+ * failed allocation is an error with nothing computed, never a skipped head. */
 #include "ops.h"
+#include "../core/util.h"
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+static int workers(void) {
+  int n = omp_get_max_threads();
+  return n < 1 ? 1 : n;
+}
 
-void oe_attention_forward(oe_attn_args *a, oe_rng *r) {
+size_t oe_attention_scratch_floats(const oe_attn_args *a, int backward) {
+  size_t ls = (size_t)a->L * (size_t)a->S, per = backward ? 2 * ls : a->p > 0 ? ls : 0;
+  return per * (size_t)workers();
+}
+
+/* a->scratch, or a fresh block of n floats in *owned; NULL when n is 0 */
+static int take_scratch(const oe_attn_args *a, size_t n, float **buf, float **owned, oe_err *e) {
+  *owned = NULL;
+  *buf = a->scratch;
+  if (*buf || n == 0) return OE_OK;
+  *owned = *buf = malloc(sizeof(float) * n);
+  if (!*buf)
+    return oe_fail(e, OE_ENOMEM, "out of memory for the scratch of %d workers, (%lld, %lld) floats each%s", workers(),
+                   (long long)a->L, (long long)a->S, n > (size_t)workers() * (size_t)a->L * (size_t)a->S ? " twice" : "");
+  return OE_OK;
+}
+
+int oe_attention_forward(oe_attn_args *a, oe_rng *r, oe_err *e) {
   const int64_t B = a->B, L = a->L, S = a->S, H = a->H, hd = a->hd, D = H * hd;
   const float scale = 1.0f / sqrtf((float)hd);
   const float keep_scale = a->p > 0 ? 1.0f / (1.0f - a->p) : 1.0f;
+  const int nth = workers();
+  float *scratch, *owned;
+  int rc = take_scratch(a, oe_attention_scratch_floats(a, 0), &scratch, &owned, e);
+  if (rc != OE_OK) return rc;
   uint64_t base = a->p > 0 ? oe_rng_reserve(r, (uint64_t)(B * H * L * S)) : 0;
   const uint64_t thresh = oe_rng_keep_threshold(a->p);
-#pragma omp parallel
+#pragma omp parallel num_threads(nth)
   {
-    float *tmp = a->p > 0 ? malloc(sizeof(float) * (size_t)(L * S)) : NULL;
+    float *tmp = a->p > 0 ? scratch + (size_t)omp_get_thread_num() * (size_t)(L * S) : NULL;
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++) {
       int64_t b = bh / H, h = bh % H;
@@ -33,7 +62,7 @@ void oe_attention_forward(oe_attn_args *a, oe_rng *r) {
       }
       oe_softmax_f32(P, P, L, S, 0);
       const float *Pd = P;
-      if (a->p > 0 && tmp) {
+      if (tmp) {
         uint8_t *m = a->mask + bh * L * S;
         for (int64_t i = 0; i < L * S; i++) {
           uint8_t keep = oe_rng_keep(oe_rng_at(r, base, (uint64_t)(bh * L * S + i)), thresh);
@@ -44,21 +73,25 @@ void oe_attention_forward(oe_attn_args *a, oe_rng *r) {
       }
       oe_gemm(0, 0, L, hd, S, 1.0f, Pd, S, v, a->ldv, 0.0f, a->out + b * L * D + h * hd, D);
     }
-    free(tmp);
   }
+  free(owned);
+  return OE_OK;
 }
 
-void oe_attention_backward(oe_attn_args *a) {
+int oe_attention_backward(oe_attn_args *a, oe_err *e) {
   const int64_t B = a->B, L = a->L, S = a->S, H = a->H, hd = a->hd, D = H * hd;
   const float scale = 1.0f / sqrtf((float)hd);
   const float keep_scale = a->p > 0 ? 1.0f / (1.0f - a->p) : 1.0f;
-#pragma omp parallel
+  const int nth = workers();
+  float *scratch, *owned;
+  int rc = take_scratch(a, oe_attention_scratch_floats(a, 1), &scratch, &owned, e);
+  if (rc != OE_OK) return rc;
+#pragma omp parallel num_threads(nth)
   {
-    float *Pd = malloc(sizeof(float) * (size_t)(L * S));
-    float *dP = malloc(sizeof(float) * (size_t)(L * S));
+    float *Pd = scratch + (size_t)omp_get_thread_num() * 2 * (size_t)(L * S);
+    float *dP = Pd + (size_t)(L * S);
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++) {
-      if (!Pd || !dP) continue;
       int64_t b = bh / H, h = bh % H;
       const float *q = a->q + b * L * a->ldq + h * hd;
       const float *k = a->k + b * S * a->ldk + h * hd;
@@ -84,7 +117,7 @@ void oe_attention_backward(oe_attn_args *a) {
       oe_gemm(0, 0, L, hd, S, scale, dP, S, k, a->ldk, 0.0f, a->gq + b * L * a->ldq + h * hd, a->ldq);
       oe_gemm(1, 0, S, hd, L, scale, dP, S, q, a->ldq, 0.0f, a->gk + b * S * a->ldk + h * hd, a->ldk);
     }
-    free(Pd);
-    free(dP);
   }
+  free(owned);
+  return OE_OK;
 }

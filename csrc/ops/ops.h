@@ -89,10 +89,13 @@ typedef struct oe_attn_args {
   /* backward */
   const float *gout;
   float *gq, *gk, *gv; /* same row strides as q, k, v; overwritten */
-  float *scratch;      /* (L, S) + (L, S) floats per worker */
+  float *scratch;      /* NULL (allocated per call) or oe_attention_scratch_floats(a, backward) floats */
 } oe_attn_args;
-void oe_attention_forward(oe_attn_args *a, oe_rng *r);
-void oe_attention_backward(oe_attn_args *a);
+/* floats of scratch a call needs: (L, S) per worker with dropout, 2 (L, S) per worker backward */
+size_t oe_attention_scratch_floats(const oe_attn_args *a, int backward);
+/* OE_OK, or OE_ENOMEM (scratch) before anything is computed or drawn */
+int oe_attention_forward(oe_attn_args *a, oe_rng *r, oe_err *e);
+int oe_attention_backward(oe_attn_args *a, oe_err *e);
 
 /* ---- optimisers (in place, n elements) ---- */
 void oe_adamw_step(float *p, const float *g, float *m, float *v, int64_t n, double lr, double beta1, double beta2,

@@ -69,7 +69,11 @@ int oe_topk_f32(const float *x, int64_t rows, int64_t n, int64_t k, int largest,
 #pragma omp parallel for schedule(static) if (rows > 4)
   for (int64_t r = 0; r < rows; r++) {
     vi *buf = malloc(sizeof(vi) * (size_t)(k + 1));
-    if (!buf) { fail = 1; continue; }
+    if (!buf) {
+#pragma omp atomic write
+      fail = 1;
+      continue; /* the caller gets an error; rows left unwritten are never seen */
+    }
     int64_t cnt = 0;
     const float *p = x + r * n;
     for (int64_t j = 0; j < n; j++) {
