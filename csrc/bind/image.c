@@ -3,6 +3,7 @@
  * Buffers that outlive a possible Lua error are owned by GC'd userdata boxes. */
 #include <stdlib.h>
 #include <string.h>
+#include "../core/atomic_write.h"
 #include "../io/image.h"
 #include "bind.h"
 
@@ -393,7 +394,7 @@ static int l_save(lua_State *L) {
   const char *format = luaL_checkstring(L, 3);
   buf_box *b = encode_to_box(L, t, format, 4, fn);
   oe_err e;
-  if (oe_write_file_atomic(path, b->p, b->n, &e) != OE_OK) return fail_io(L, fn, path, e.msg);
+  if (oe_atomic_write_file(path, b->p, b->n, &e) != OE_OK) return fail_io(L, fn, path, e.msg);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -55,8 +55,6 @@ int oe_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len,
 int oe_image_encode_jpeg(const uint8_t *px, int h, int w, int c, int quality, int subsamp, uint8_t **out,
                          size_t *len, oe_err *e); /* subsamp: 444, 422, 420 */
 int oe_image_encode_png(const uint8_t *px, int h, int w, int c, int level, uint8_t **out, size_t *len, oe_err *e);
-/* Write bytes to path through a temporary file in the same folder and rename (crash-safe). */
-int oe_write_file_atomic(const char *path, const uint8_t *buf, size_t len, oe_err *e);
 
 /* ---- resize kernels (HWC, C channels) ---- */
 typedef enum { OE_RESIZE_BILINEAR_CV = 0, OE_RESIZE_BILINEAR_PIL, OE_RESIZE_BICUBIC_PIL } oe_resize_method;

@@ -8,13 +8,12 @@
  * those allocations live in a struct with volatile members. libpng warnings
  * are swallowed (nothing is printed). */
 #include "image.h"
-#include <errno.h>
+#include "../core/util.h"
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <turbojpeg.h>
 
 #define ERR(code, ...) (snprintf(e->msg, sizeof e->msg, __VA_ARGS__), (code))
@@ -54,62 +53,8 @@ oe_img_format oe_image_sniff(const uint8_t *b, size_t n, const char **what) {
 
 /* ---------------- file reading ---------------- */
 int oe_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len, oe_err *e) {
-  *buf = NULL;
-  *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return ERR(OE_EIO, "cannot open: %s", strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0) {
-    int er = errno;
-    fclose(f);
-    return ERR(OE_EIO, "cannot stat: %s", strerror(er));
-  }
-  if (S_ISDIR(st.st_mode)) {
-    fclose(f);
-    return ERR(OE_EIO, "is a directory, not an image file");
-  }
-  size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size : 65536;
-  if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_bytes) {
-    fclose(f);
-    return ERR(OE_EIO, "file of %lld bytes is above the %zu-byte limit", (long long)st.st_size, max_bytes);
-  }
-  if (cap == 0) cap = 1;
-  uint8_t *b = malloc(cap);
-  if (!b) {
-    fclose(f);
-    return ERR(OE_ENOMEM, "out of memory reading %zu bytes", cap);
-  }
-  size_t n = 0;
-  for (;;) {
-    if (n == cap) {
-      if (cap >= max_bytes) {
-        free(b);
-        fclose(f);
-        return ERR(OE_EIO, "file is above the %zu-byte limit", max_bytes);
-      }
-      size_t nc = cap * 2 > max_bytes ? max_bytes : cap * 2;
-      uint8_t *nb = realloc(b, nc);
-      if (!nb) {
-        free(b);
-        fclose(f);
-        return ERR(OE_ENOMEM, "out of memory reading the file");
-      }
-      b = nb;
-      cap = nc;
-    }
-    size_t r = fread(b + n, 1, cap - n, f);
-    n += r;
-    if (r == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(b);
-    return ERR(OE_EIO, "read error");
-  }
-  *buf = b;
-  *len = n;
-  return OE_OK;
+  /* regular files only (a pipe or a device is refused without blocking), read up to their size */
+  return oe_read_regular_file(path, max_bytes, buf, len, e);
 }
 
 /* ---------------- JPEG markers: EXIF orientation, Adobe ---------------- */

@@ -1,17 +1,13 @@
 /* image_encode.c: JPEG (TurboJPEG) and PNG (libpng) encoding of uint8 HWC
- * pixels into malloc'd byte buffers, and crash-safe file writing
- * (temporary file in the same folder, fsync, rename). */
+ * pixels into malloc'd byte buffers (files are written through
+ * core/atomic_write by the binding). */
 #include "image.h"
-#include <errno.h>
-#include <fcntl.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <turbojpeg.h>
-#include <unistd.h>
 
 #define ERR(code, ...) (snprintf(e->msg, sizeof e->msg, __VA_ARGS__), (code))
 
@@ -129,49 +125,4 @@ int oe_image_encode_png(const uint8_t *px, int h, int w, int c, int level, uint8
   *out = ctx.buf;
   *len = ctx.len;
   return OE_OK;
-}
-
-int oe_write_file_atomic(const char *path, const uint8_t *buf, size_t len, oe_err *e) {
-  size_t pl = strlen(path);
-  char *tmp = malloc(pl + 16);
-  if (!tmp) return ERR(OE_ENOMEM, "out of memory");
-  memcpy(tmp, path, pl);
-  memcpy(tmp + pl, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    (void)ERR(OE_EIO, "cannot create a temporary file next to it: %s", strerror(errno));
-    free(tmp);
-    return OE_EIO;
-  }
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, buf + off, len - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      (void)ERR(OE_EIO, "write failed: %s", strerror(errno));
-      goto fail;
-    }
-    off += (size_t)w;
-  }
-  if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
-    (void)ERR(OE_EIO, "cannot flush: %s", strerror(errno));
-    goto fail;
-  }
-  if (close(fd) != 0) {
-    fd = -1;
-    (void)ERR(OE_EIO, "cannot close: %s", strerror(errno));
-    goto fail;
-  }
-  fd = -1;
-  if (rename(tmp, path) != 0) {
-    (void)ERR(OE_EIO, "cannot rename the temporary file into place: %s", strerror(errno));
-    goto fail;
-  }
-  free(tmp);
-  return OE_OK;
-fail:
-  if (fd >= 0) close(fd);
-  unlink(tmp);
-  free(tmp);
-  return OE_EIO;
 }
