@@ -84,4 +84,10 @@ function H.same_ranking(got, want, scores, tol, what)
   end
 end
 
+-- lua_cmd() -> "LUA_PATH='...' LUA_CPATH='...' lua5.4": a child Lua with this process's module
+-- paths (plain `busted` sets them only inside its own process, from .busted)
+function H.lua_cmd()
+  return string.format("LUA_PATH='%s' LUA_CPATH='%s' lua5.4", package.path, package.cpath)
+end
+
 return H
