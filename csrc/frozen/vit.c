@@ -237,7 +237,7 @@ int oe_vit_load(oe_vit **out, oe_fz_file *f, const oe_vit_opts *o, oe_err *e) {
     if (hc.inter && hc.inter != c->mlp) { rc = cfg_mismatch(e, cp, "intermediate_size", hc.inter, "fc1 rows", c->mlp); goto fail_; }
     if (hc.patch && hc.patch != c->patch) { rc = cfg_mismatch(e, cp, "patch_size", hc.patch, "patch kernel", c->patch); goto fail_; }
     if (hc.channels && hc.channels != c->channels) { rc = cfg_mismatch(e, cp, "num_channels", hc.channels, "patch channels", c->channels); goto fail_; }
-    if (hc.image && hc.patch && (hc.image / hc.patch) * (hc.image / hc.patch) != npos) {
+    if (hc.image && (hc.image / c->patch) * (hc.image / c->patch) != npos) {
       rc = cfg_mismatch(e, cp, "image_size", hc.image, "positions without the class token", npos);
       goto fail_;
     }
@@ -255,7 +255,7 @@ int oe_vit_load(oe_vit **out, oe_fz_file *f, const oe_vit_opts *o, oe_err *e) {
   c->eps = o->eps > 0 ? o->eps : (have_cfg && hc.has_eps ? hc.eps : (layout == OE_VIT_TIMM ? 1e-6 : 1e-12));
   {
     int64_t g = isqrt(npos);
-    if (have_cfg && hc.image && hc.patch) g = hc.image / hc.patch;
+    if (have_cfg && hc.image) g = hc.image / c->patch;
     if (g * g != npos) {
       rc = fail(e, OE_EINVAL, "%s: %lld patch positions do not form a square grid", path, (long long)npos);
       goto fail_;

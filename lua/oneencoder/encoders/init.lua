@@ -25,12 +25,16 @@ M.Patches = require "oneencoder.encoders.patches"
 M.Words = require "oneencoder.encoders.words"
 M.Logmel = require "oneencoder.encoders.logmel"
 M.Frames = require "oneencoder.encoders.frames"
+M.ViT = require "oneencoder.encoders.vit"     -- pretrained, from safetensors files
+M.Bert = require "oneencoder.encoders.bert"
 
 local registry = {
   patches = M.Patches.new,
   words = M.Words.new,
   logmel = M.Logmel.new,
   frames = M.Frames.new,
+  vit = M.ViT.new,
+  bert = M.Bert.new,
 }
 
 -- register(name, constructor): constructor(opts) -> encoder (replace = true to override)
@@ -43,7 +47,7 @@ end
 
 -- unregister(name): remove an encoder added with register (built-ins stay)
 function M.unregister(name)
-  if name == "patches" or name == "words" or name == "logmel" or name == "frames" then
+  if name == "patches" or name == "words" or name == "logmel" or name == "frames" or name == "vit" or name == "bert" then
     error("encoders.unregister: '" .. name .. "' is built in", 2)
   end
   registry[name] = nil
