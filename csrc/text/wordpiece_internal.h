@@ -1,0 +1,48 @@
+/* wordpiece_internal.h: the tokenizer's layout, shared by wordpiece_vocab.c
+ * (loading, lookups) and wordpiece.c (the tokenizing pass). */
+#ifndef OE_WORDPIECE_INTERNAL_H
+#define OE_WORDPIECE_INTERNAL_H
+#include "wordpiece.h"
+
+typedef struct {
+  const char *s; /* points into the vocabulary blob */
+  size_t len;
+  int32_t id;
+} oe_wp_literal;
+
+struct oe_wordpiece {
+  int32_t n;          /* tokens; ids 0 .. n-1 */
+  char *blob;         /* the tokens, each NUL-terminated */
+  size_t *off;        /* n + 1 offsets into blob; token i is blob + off[i], off[i+1] - off[i] - 1 bytes */
+  int32_t *slots;     /* open-addressing hash table of ids (-1: empty) */
+  uint32_t *slot_hash;
+  size_t mask;        /* slots - 1 (a power of two minus one) */
+  size_t max_word_bytes, max_cont_bytes; /* longest word-initial token; longest continuation after the prefix */
+  char prefix[32];    /* continuation prefix, "##" */
+  size_t prefix_len;
+  uint32_t prefix_hash; /* hash state after the prefix */
+  int32_t special[5]; /* oe_wp_special -> id */
+  oe_wp_literal *literals; /* special tokens matched in the raw text, longest first */
+  int n_literals;
+  uint8_t literal_first[256]; /* 1 when some literal starts with this byte */
+  oe_wordpiece_opts o; /* resolved */
+};
+
+uint32_t oe_wp_hash_init(void);
+uint32_t oe_wp_hash_bytes(uint32_t h, const char *s, size_t n);
+/* id of the token whose bytes are prefix[0..np) + s[0..n) and whose hash is h, or -1 */
+int32_t oe_wp_lookup(const oe_wordpiece *wp, uint32_t h, const char *prefix, size_t np, const char *s, size_t n);
+/* loading steps shared by the two file formats */
+int oe_wp_new(oe_wordpiece **out, oe_err *e);
+/* after wp->n, blob, off (and prefix) are set: hash table, duplicates,
+ * specials ([UNK] under the name unk when not NULL), literals (the specials
+ * when literals_from_specials), options (user over file over defaults) */
+int oe_wp_finish(oe_wordpiece *wp, const char *name, int is_json, const char *unk, const oe_wordpiece_opts *file_opts,
+                 const oe_wordpiece_opts *user, int literals_from_specials, oe_err *e);
+int oe_wp_add_literal(oe_wordpiece *wp, int32_t id);
+/* longest literal first; first-byte table */
+int oe_wp_sort_literals(oe_wordpiece *wp);
+/* tokenizer.json (wordpiece_json.c) */
+int oe_wp_load_json(const char *data, size_t len, const char *name, const oe_wordpiece_opts *opts, oe_wordpiece **out,
+                    oe_err *e);
+#endif
