@@ -117,4 +117,5 @@ oe.video = require "oneencoder.video"
 oe.cache = require "oneencoder.cache"
 oe.checkpoint = require "oneencoder.checkpoint"
 oe.encoders = require "oneencoder.encoders"
+oe.text = require "oneencoder.text"
 return oe
