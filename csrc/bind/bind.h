@@ -38,6 +38,7 @@ void oe_bind_audio(lua_State *L);       /* bind/audio.c */
 void oe_bind_video(lua_State *L);       /* bind/video.c */
 void oe_bind_eval(lua_State *L);
 void oe_bind_cache(lua_State *L);       /* bind/cache.c */
+void oe_bind_files(lua_State *L);       /* bind/files.c: read_file, write_file_atomic, escape */
 void oe_bind_encoders(lua_State *L);    /* bind/encoders.c */
 void oe_bind_info(lua_State *L);        /* bind/info.c: oe.info, BLAS kernels */
 void oe_bind_text(lua_State *L);        /* bind/text.c: tokenizers */

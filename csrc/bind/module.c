@@ -17,6 +17,7 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_video(L);
   oe_bind_eval(L);
   oe_bind_cache(L);
+  oe_bind_files(L);
   oe_bind_encoders(L);
   oe_bind_info(L);
   oe_bind_text(L);

@@ -143,9 +143,11 @@ static int stat_regular(const char *path, struct stat *st, char *why, size_t why
   return 0;
 }
 
-int oe_check_regular(const char *path, char *why, size_t whylen) {
+int oe_refuse_special_file(const char *path, char *why, size_t whylen) {
   struct stat st;
-  return stat_regular(path, &st, why, whylen);
+  if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return 0;
+  snprintf(why, whylen, "not a regular file (%s)", kind_of(st.st_mode));
+  return -1;
 }
 
 int oe_open_regular(const char *path, uint64_t *size, char *why, size_t whylen) {

@@ -39,9 +39,10 @@ int oe_shape_check(int ndim, const int64_t *shape, oe_err *e);
  * file's size in *size; or -1 with the reason in why ("cannot open: <errno
  * text>", "not a regular file (it is a named pipe)", ...). */
 int oe_open_regular(const char *path, uint64_t *size, char *why, size_t whylen);
-/* The same check for libraries that open the path themselves (libsndfile,
- * FFmpeg): 0 when path names a regular file, else -1 with the reason. */
-int oe_check_regular(const char *path, char *why, size_t whylen);
+/* For libraries that open the path themselves (libsndfile, FFmpeg): -1 with
+ * the reason when path exists and is not a regular file; 0 otherwise (a
+ * missing file is left to the library to report in its own words). */
+int oe_refuse_special_file(const char *path, char *why, size_t whylen);
 /* Whole regular file into a malloc'd buffer (NUL-terminated, len excludes
  * the NUL): reads at most the size fstat reported, refuses files larger
  * than max_bytes before reading. OE_OK, or OE_EIO / OE_ENOMEM with the

@@ -1,4 +1,5 @@
 /* audio.c: see audio.h. */
+#include "../core/atomic_write.h"
 #include "../core/util.h"
 #include "audio.h"
 #include "video_ffmpeg.h"
@@ -69,6 +70,8 @@ static SNDFILE *sf_open_any(const char *path, const void *bytes, size_t nbytes, 
     return sf_open_virtual(&vio, SFM_READ, si, mf);
   }
   return sf_open(path, SFM_READ, si);
+  char why[200];
+  if (oe_refuse_special_file(path, why, sizeof why)) return NULL; /* a pipe or device could block */
 }
 
 static void sf_format_name(int format, char *buf, size_t n) {
@@ -553,20 +556,18 @@ int oe_audio_save_wav(const char *path, const float *planar, int channels, int64
                       oe_err *e) {
   if (channels < 1 || channels > OE_AUDIO_MAX_CHANNELS) return fail(e, OE_EINVAL, path, "bad channel count %d", channels);
   if (rate < 1 || rate > OE_AUDIO_MAX_RATE) return fail(e, OE_EINVAL, path, "bad sample rate %d", rate);
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 32);
-  if (!tmp) return fail(e, OE_ENOMEM, path, "out of memory");
-  snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
   SF_INFO si;
   memset(&si, 0, sizeof si);
   si.samplerate = rate;
   si.channels = channels;
   si.format = SF_FORMAT_WAV | (as_float ? SF_FORMAT_FLOAT : SF_FORMAT_PCM_16);
-  SNDFILE *sf = sf_open(tmp, SFM_WRITE, &si);
+  oe_atomic_file af; /* temporary file next to the target, renamed over it once complete */
+  oe_err ae;
+  if (oe_atomic_begin(&af, path, &ae) != OE_OK) return fail(e, OE_EIO, path, "%s", ae.msg);
+  SNDFILE *sf = sf_open_fd(af.fd, SFM_WRITE, &si, 0); /* 0: the descriptor stays ours */
   if (!sf) {
-    int rc = fail(e, OE_EIO, path, "cannot write: %s", sf_strerror(NULL));
-    free(tmp);
-    return rc;
+    oe_atomic_abort(&af);
+    return fail(e, OE_EIO, path, "cannot write: %s", sf_strerror(NULL));
   }
   /* 16-bit: round to nearest at scale 32768 and clip to [-32768, 32767] ourselves
    * (libsndfile truncates), so reading back (q / 32768) is the nearest step */
@@ -592,10 +593,11 @@ int oe_audio_save_wav(const char *path, const float *planar, int channels, int64
     }
     t += n;
   }
-  if (rc == OE_OK) sf_write_sync(sf);
   if (sf_close(sf) != 0 && rc == OE_OK) rc = fail(e, OE_EIO, path, "close failed");
-  if (rc == OE_OK && rename(tmp, path) != 0) rc = fail(e, OE_EIO, path, "rename failed: %s", strerror(errno));
-  if (rc) unlink(tmp);
-  free(tmp);
-  return rc;
+  if (rc != OE_OK) {
+    oe_atomic_abort(&af);
+    return rc;
+  }
+  if (oe_atomic_commit(&af, &ae) != OE_OK) return fail(e, OE_EIO, path, "%s", ae.msg);
+  return OE_OK;
 }

@@ -160,8 +160,10 @@ int oe_featmap_copy_row(const oe_featmap *m, int64_t row, int64_t len, float *ds
 }
 
 int oe_file_sha256(const char *path, char hex[65], uint64_t *size, oe_err *e) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(e, OE_EIO, "%s: cannot open: %s", path, strerror(errno));
+  char why[300];
+  uint64_t fsize;
+  int fd = oe_open_regular(path, &fsize, why, sizeof why); /* a pipe or device is refused, never read */
+  if (fd < 0) return fail(e, OE_EIO, "%s: %s", path, why);
   struct AVSHA *sha = av_sha_alloc();
   unsigned char *buf = malloc(1 << 20);
   int rc = OE_OK;

@@ -1,5 +1,7 @@
 /* video_ffmpeg.c: quiet logging and path/memory input for FFmpeg. */
 #include "video_ffmpeg.h"
+#include "../core/util.h"
+#include <libavutil/dict.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,7 +92,12 @@ int oe_av_open(oe_av_input *in, const char *path, const void *bytes, size_t nbyt
     in->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
     r = avformat_open_input(&in->fmt, NULL, NULL, NULL);
   } else {
-    r = avformat_open_input(&in->fmt, path, NULL, NULL);
+    /* a path names a regular file: no pipe, device or folder (they could block), no pipe: or network URL */
+    if (oe_refuse_special_file(path, reason, rn)) return AVERROR(EINVAL);
+    AVDictionary *opts = NULL;
+    av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    r = avformat_open_input(&in->fmt, path, NULL, &opts);
+    av_dict_free(&opts);
   }
   if (r < 0) {
     oe_av_reason(r, reason, rn);

@@ -193,16 +193,12 @@ function R.grid(rows, opts)
   return out
 end
 
--- save_text(path, s): written to a temporary file, then renamed
+-- save_text(path, s) -> true | nil, message: crash-safe (a temporary file in
+-- the same folder, fsync, rename, folder fsync; see core.write_file_atomic)
 function R.save_text(path, s)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "w")
-  if not f then return nil, err end
-  f:write(s)
-  f:close()
-  local ok, e2 = os.rename(tmp, path)
-  if not ok then return nil, e2 end
-  return true
+  if type(path) ~= "string" then error("save_text: path must be a string, got " .. type(path), 2) end
+  if type(s) ~= "string" then error("save_text: text must be a string, got " .. type(s), 2) end
+  return core.write_file_atomic(path, s)
 end
 
 -- read_jsonl(path) -> list of flat records (numbers and strings) written by the trainers

@@ -73,9 +73,9 @@ function S.load_module(module, path, opts)
     if not i then
       missing[#missing + 1] = name
     elseif not same_shape(core.shape(t), i.shape) then
-      mismatched[#mismatched + 1] = string.format("%s: module has %s, file has %s", name, shape_str(core.shape(t)), shape_str(i.shape))
+      mismatched[#mismatched + 1] = string.format("%s: module has %s, file has %s", core.escape(name), shape_str(core.shape(t)), shape_str(i.shape))
     elseif not i.loads_as then
-      mismatched[#mismatched + 1] = string.format("%s: dtype %s cannot be loaded", name, i.dtype)
+      mismatched[#mismatched + 1] = string.format("%s: dtype %s cannot be loaded", core.escape(name), i.dtype)
     else
       names[#names + 1] = name
     end
@@ -85,9 +85,10 @@ function S.load_module(module, path, opts)
   end
   table.sort(names); table.sort(missing); table.sort(unexpected); table.sort(mismatched)
   if #mismatched > 0 or (strict and (#missing > 0 or #unexpected > 0)) then
-    local parts = {}
-    if #missing > 0 then parts[#parts + 1] = "missing keys: " .. table.concat(missing, ", ") end
-    if #unexpected > 0 then parts[#parts + 1] = "unexpected keys: " .. table.concat(unexpected, ", ") end
+    local parts, esc = {}, core.escape -- names from the file may hold control bytes: escaped in the message
+    local function shown(list) local o = {} for i, n in ipairs(list) do o[i] = esc(n) end return table.concat(o, ", ") end
+    if #missing > 0 then parts[#parts + 1] = "missing keys: " .. shown(missing) end
+    if #unexpected > 0 then parts[#parts + 1] = "unexpected keys: " .. shown(unexpected) end
     if #mismatched > 0 then parts[#parts + 1] = "mismatched: " .. table.concat(mismatched, "; ") end
     return nil, path .. ": checkpoint does not match the module: " .. table.concat(parts, "; ")
   end

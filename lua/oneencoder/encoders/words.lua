@@ -94,12 +94,7 @@ end
 -- load(path) -> the file's text | nil, message
 function Words:load(path)
   if type(path) ~= "string" then error("words:load: path must be a string", 2) end
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s, rerr = f:read("a")
-  f:close()
-  if not s then return nil, path .. ": " .. tostring(rerr) end
-  return s
+  return core.read_file(path) -- regular files only: a pipe or device is refused without blocking
 end
 
 return Words
