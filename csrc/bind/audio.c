@@ -63,6 +63,7 @@ static void read_audio_opts(lua_State *L, int idx, oe_audio_opts *o, const char 
   const char *norm = opt_str(L, idx, "normalize", NULL, fn);
   if (norm && strcmp(norm, "wav2vec2") != 0) oe_lua_fail(L, fn, "option 'normalize' must be \"wav2vec2\" or nil, got '%s'", norm);
   o->normalize = norm != NULL;
+  o->allow_truncated = opt_bool(L, idx, "allow_truncated", 0);
 }
 
 /* core.audio_load(path, opts) / core.audio_decode(bytes, opts, name) */
@@ -76,13 +77,21 @@ static int load_common(lua_State *L, int from_bytes) {
   oe_tensor *t = oe_lua_push_empty(L);
   oe_err e;
   int rate = 0;
-  if (oe_audio_load(name, from_bytes ? s : NULL, nbytes, &o, t, &rate, &e) != OE_OK) {
+  oe_audio_notes nt;
+  if (oe_audio_load(name, from_bytes ? s : NULL, nbytes, &o, t, &rate, &nt, &e) != OE_OK) {
     lua_pushnil(L);
     lua_pushstring(L, e.msg);
     return 2;
   }
   lua_pushinteger(L, rate);
-  return 2;
+  /* notes: {frames_decoded, frames_announced?, frames_estimated, truncated, warning?} */
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, nt.frames_decoded); lua_setfield(L, -2, "frames_decoded");
+  if (nt.frames_announced >= 0) { lua_pushinteger(L, nt.frames_announced); lua_setfield(L, -2, "frames_announced"); }
+  lua_pushboolean(L, nt.announced_estimated); lua_setfield(L, -2, "frames_estimated");
+  lua_pushboolean(L, nt.truncated); lua_setfield(L, -2, "truncated");
+  if (nt.warning[0]) { lua_pushstring(L, nt.warning); lua_setfield(L, -2, "warning"); }
+  return 3;
 }
 static int l_audio_load(lua_State *L) { return load_common(L, 0); }
 static int l_audio_decode(lua_State *L) { return load_common(L, 1); }
@@ -106,6 +115,7 @@ static int l_audio_info(lua_State *L) {
   if (info.duration >= 0) { lua_pushnumber(L, info.duration); lua_setfield(L, -2, "duration"); }
   lua_pushstring(L, info.format); lua_setfield(L, -2, "format");
   lua_pushstring(L, info.backend); lua_setfield(L, -2, "backend");
+  lua_pushboolean(L, info.frames_estimated); lua_setfield(L, -2, "frames_estimated");
   return 1;
 }
 

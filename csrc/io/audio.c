@@ -2,6 +2,7 @@
 #include "../core/atomic_write.h"
 #include "../core/util.h"
 #include "audio.h"
+#include "audio_container.h"
 #include "video_ffmpeg.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -69,9 +70,9 @@ static SNDFILE *sf_open_any(const char *path, const void *bytes, size_t nbytes, 
     mf->pos = 0;
     return sf_open_virtual(&vio, SFM_READ, si, mf);
   }
-  return sf_open(path, SFM_READ, si);
   char why[200];
   if (oe_refuse_special_file(path, why, sizeof why)) return NULL; /* a pipe or device could block */
+  return sf_open(path, SFM_READ, si);
 }
 
 static void sf_format_name(int format, char *buf, size_t n) {
@@ -84,6 +85,18 @@ static void sf_format_name(int format, char *buf, size_t n) {
   si.format = format & SF_FORMAT_SUBMASK;
   const char *sub = sf_command(NULL, SFC_GET_FORMAT_INFO, &si, sizeof si) == 0 && si.name ? si.name : "?";
   snprintf(buf, n, "%s / %s", major, sub);
+}
+
+/* 1 when FFmpeg estimates the duration from the bitrate: an MPEG audio stream without
+ * a Xing/Info/VBRI header, whose frame count libsndfile (mpg123) also guesses from the
+ * file size. 0 when the count is exact or FFmpeg cannot tell. */
+static int mpeg_length_estimated(const char *path, const void *bytes, size_t nbytes) {
+  oe_av_input in;
+  char why[200];
+  if (oe_av_open(&in, path, bytes, nbytes, why, sizeof why) < 0) return 0;
+  int est = in.fmt->duration_estimation_method == AVFMT_DURATION_FROM_BITRATE;
+  oe_av_close(&in);
+  return est;
 }
 
 /* returns 1 if libsndfile opened it (then *code holds the result), 0 to fall back. */
@@ -103,6 +116,8 @@ static int sndfile_info(const char *path, const void *bytes, size_t nbytes, oe_a
   sf_format_name(si.format, info->format, sizeof info->format);
   snprintf(info->backend, sizeof info->backend, "sndfile");
   sf_close(sf);
+  if ((si.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_MPEG && info->frames > 0)
+    info->frames_estimated = mpeg_length_estimated(path, bytes, nbytes);
   return 1;
 }
 
@@ -121,8 +136,34 @@ static int64_t frames_wanted(const oe_audio_opts *o, int rate) {
   return f > 9e15 ? INT64_MAX : (int64_t)f;
 }
 
+/* A truncated or damaged file: refused (OE_EIO, e filled) unless allow_truncated,
+ * which keeps the reason as the notes' warning (OE_OK). */
+__attribute__((format(printf, 5, 6)))
+static int truncation(const char *path, const oe_audio_opts *o, oe_audio_notes *nt, oe_err *e, const char *fmt, ...) {
+  char reason[280];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  if (!o->allow_truncated)
+    return fail(e, OE_EIO, path, "truncated or corrupt: %s (option allow_truncated = true loads what decodes)", reason);
+  nt->truncated = 1;
+  if (!nt->warning[0]) snprintf(nt->warning, sizeof nt->warning, "%.200s: truncated or corrupt: %s", path, reason);
+  return OE_OK;
+}
+
+/* frames of audio that cap_seconds allows at `rate`, plus one to tell "over the cap" */
+static int64_t cap_frames(const oe_audio_opts *o, int rate) {
+  double f = floor(o->cap_seconds * rate) + 1;
+  return f > 9e15 ? (int64_t)9e15 : (int64_t)f;
+}
+
+/* The header's frame count is trusted only for what it is: exact counts bound the read
+ * and a shortfall is a truncation; a count libsndfile cannot find (SF_COUNT_MAX: FLAC
+ * or Ogg written to a pipe) or an MP3's estimate only sizes the first buffer, and the
+ * stream is decoded to its end under cap_seconds. */
 static int sndfile_load(const char *path, const void *bytes, size_t nbytes, const oe_audio_opts *o, raw_audio *ra,
-                        int *opened, char *why, size_t wn, oe_err *e) {
+                        oe_audio_notes *nt, int *opened, char *why, size_t wn, oe_err *e) {
   SF_INFO si;
   memfile mf;
   SNDFILE *sf = sf_open_any(path, bytes, nbytes, &si, &mf);
@@ -133,40 +174,96 @@ static int sndfile_load(const char *path, const void *bytes, size_t nbytes, cons
   }
   int rc = check_header(path, si.samplerate, si.channels, e);
   if (rc) goto done;
-  if (si.frames <= 0) {
+  const int C = si.channels, major = si.format & SF_FORMAT_TYPEMASK;
+  const int64_t announced = si.frames == SF_COUNT_MAX ? -1 : (int64_t)si.frames;
+  nt->frames_announced = announced;
+  if (announced == 0) {
     rc = fail(e, OE_EIO, path, "no audio frames (zero-length audio)");
     goto done;
   }
-  if (si.frames == SF_COUNT_MAX || (double)si.frames / si.samplerate > o->cap_seconds) {
+  if (announced > 0 && (double)announced / si.samplerate > o->cap_seconds) {
     rc = fail(e, OE_EIO, path, "declared duration %.1f s exceeds the cap of %.1f s (option cap_seconds)",
-              (double)si.frames / si.samplerate, o->cap_seconds);
+              (double)announced / si.samplerate, o->cap_seconds);
     goto done;
   }
-  int64_t want = si.frames;
-  int64_t lim = frames_wanted(o, si.samplerate);
-  if (want > lim) want = lim;
-  size_t n = (size_t)want * (size_t)si.channels;
-  ra->data = malloc(n * sizeof(float));
+  /* truncations the container's header shows and libsndfile does not report */
+  if (major == SF_FORMAT_WAV || major == SF_FORMAT_WAVEX || major == SF_FORMAT_RF64) {
+    oe_wav_data wd;
+    if (oe_wav_data_chunk(path, bytes, nbytes, &wd) && wd.announced > wd.present) {
+      if (wd.linear && wd.block_align > 0) {
+        nt->frames_announced = (int64_t)(wd.announced / (unsigned)wd.block_align);
+        rc = truncation(path, o, nt, e, "the WAV data chunk announces %lld frames, the file holds %lld",
+                        (long long)nt->frames_announced, (long long)announced);
+      } else {
+        rc = truncation(path, o, nt, e, "the WAV data chunk announces %llu bytes, the file holds %llu",
+                        (unsigned long long)wd.announced, (unsigned long long)wd.present);
+      }
+      if (rc) goto done;
+    }
+  } else if (major == SF_FORMAT_OGG && oe_ogg_missing_eos(path, bytes, nbytes)) {
+    if ((rc = truncation(path, o, nt, e, "the Ogg stream ends without its end-of-stream page"))) goto done;
+  }
+  const int64_t stop = frames_wanted(o, si.samplerate), over = cap_frames(o, si.samplerate);
+  const int64_t max_cap = (int64_t)(SIZE_MAX / sizeof(float) / (size_t)C / 2);
+  int64_t cap = announced > 0 ? announced + 1 : 65536; /* + 1: the read that finds the end */
+  if (cap > stop) cap = stop;
+  if (cap > over) cap = over;
+  if (cap > max_cap) cap = max_cap;
+  ra->data = malloc((size_t)cap * (size_t)C * sizeof(float));
   if (!ra->data) {
-    rc = fail(e, OE_ENOMEM, path, "out of memory for %lld frames", (long long)want);
+    rc = fail(e, OE_ENOMEM, path, "out of memory for %lld frames", (long long)cap);
     goto done;
   }
-  sf_count_t got = sf_readf_float(sf, ra->data, want);
-  if (got < want) {
-    int err = sf_error(sf);
-    if (got <= 0)
-      rc = fail(e, OE_EIO, path, "no audio frames could be decoded%s%s", err ? ": " : "", err ? sf_strerror(sf) : "");
-    else
-      rc = fail(e, OE_EIO, path, "truncated or corrupt: header announces %lld frames, only %lld decoded%s%s",
-                (long long)si.frames, (long long)got, err ? ": " : "", err ? sf_strerror(sf) : "");
+  int64_t got = 0;
+  char err[200] = "";
+  for (;;) {
+    if (got == cap) {
+      if (got >= stop) break;
+      if (got >= over) {
+        rc = fail(e, OE_EIO, path, "decoded duration exceeds the cap of %.1f s (option cap_seconds)", o->cap_seconds);
+        goto done;
+      }
+      int64_t nc = cap < max_cap / 2 ? cap * 2 : max_cap;
+      if (nc > stop) nc = stop;
+      if (nc > over) nc = over;
+      float *p = nc > cap ? realloc(ra->data, (size_t)nc * (size_t)C * sizeof(float)) : NULL;
+      if (!p) {
+        rc = fail(e, OE_ENOMEM, path, "out of memory for %lld frames", (long long)nc);
+        goto done;
+      }
+      ra->data = p;
+      cap = nc;
+    }
+    sf_count_t n = sf_readf_float(sf, ra->data + (size_t)got * (size_t)C, cap - got);
+    if (n > 0) got += n;
+    if (sf_error(sf)) { /* a decoder error: FLAC lost sync, a bad header, ... */
+      snprintf(err, sizeof err, "%s", sf_strerror(sf));
+      break;
+    }
+    if (n <= 0) break;
+  }
+  ra->frames = nt->frames_decoded = got;
+  ra->channels = C;
+  ra->rate = si.samplerate;
+  if (got <= 0) {
+    rc = fail(e, OE_EIO, path, "no audio frames could be decoded%s%s%s", err[0] ? ": " : "", err,
+              nt->truncated ? " (the file is truncated)" : "");
+    goto done;
+  }
+  if (err[0]) {
+    rc = truncation(path, o, nt, e, "decoding stopped after %lld frames: %s", (long long)got, err);
+  } else if (announced > 0 && got != announced && got < stop) {
+    if (major == SF_FORMAT_MPEG && mpeg_length_estimated(path, bytes, nbytes))
+      nt->announced_estimated = 1; /* a guess from the file size: the decoded count stands */
+    else if (got < announced)
+      rc = truncation(path, o, nt, e, "header announces %lld frames, only %lld decoded", (long long)announced,
+                      (long long)got);
+  }
+done:
+  if (rc) {
     free(ra->data);
     ra->data = NULL;
-    goto done;
   }
-  ra->frames = got;
-  ra->channels = si.channels;
-  ra->rate = si.samplerate;
-done:
   sf_close(sf);
   return rc;
 }
@@ -189,6 +286,9 @@ static int ff_info(const char *path, const void *bytes, size_t nbytes, oe_audio_
   else if (in.fmt->duration != AV_NOPTS_VALUE && in.fmt->duration > 0) d = in.fmt->duration / (double)AV_TIME_BASE;
   info->duration = d;
   info->frames = d >= 0 && info->rate > 0 ? (int64_t)llround(d * info->rate) : -1;
+  /* the container's duration (the longest stream) or one guessed from the bitrate */
+  info->frames_estimated = info->frames >= 0 && (!(st->duration != AV_NOPTS_VALUE && st->duration > 0) ||
+                                                 in.fmt->duration_estimation_method == AVFMT_DURATION_FROM_BITRATE);
   const AVCodecDescriptor *cd = avcodec_descriptor_get(st->codecpar->codec_id);
   snprintf(info->format, sizeof info->format, "%s / %s", in.fmt->iformat->name, cd ? cd->name : "unknown");
   snprintf(info->backend, sizeof info->backend, "ffmpeg");
@@ -208,7 +308,7 @@ static int grow(raw_audio *ra, int64_t need, int64_t *cap) {
 }
 
 static int ff_load(const char *path, const void *bytes, size_t nbytes, const oe_audio_opts *o, raw_audio *ra,
-                   char *why, size_t wn, oe_err *e) {
+                   oe_audio_notes *nt, char *why, size_t wn, oe_err *e) {
   oe_av_input in;
   AVCodecContext *dec = NULL;
   AVPacket *pkt = NULL;
@@ -245,8 +345,14 @@ static int ff_load(const char *path, const void *bytes, size_t nbytes, const oe_
   ra->channels = dec->ch_layout.nb_channels;
   ra->rate = dec->sample_rate;
   limit = frames_wanted(o, ra->rate);
-  max_frames = (int64_t)(o->cap_seconds * ra->rate) + 1;
-  if (st->duration != AV_NOPTS_VALUE && st->duration * av_q2d(st->time_base) > o->cap_seconds) {
+  max_frames = cap_frames(o, ra->rate);
+  int estimated = in.fmt->duration_estimation_method == AVFMT_DURATION_FROM_BITRATE;
+  if (st->duration != AV_NOPTS_VALUE && st->duration > 0 && st->duration * av_q2d(st->time_base) * ra->rate < 9e15) {
+    nt->frames_announced = (int64_t)llround(st->duration * av_q2d(st->time_base) * ra->rate);
+    nt->announced_estimated = estimated;
+  }
+  /* a duration guessed from the bitrate is no reason to refuse: the decoded length is capped */
+  if (!estimated && st->duration != AV_NOPTS_VALUE && st->duration * av_q2d(st->time_base) > o->cap_seconds) {
     rc = fail(e, OE_EIO, path, "declared duration %.1f s exceeds the cap of %.1f s (option cap_seconds)",
               st->duration * av_q2d(st->time_base), o->cap_seconds);
     goto done;
@@ -333,6 +439,7 @@ static int ff_load(const char *path, const void *bytes, size_t nbytes, const oe_
 finished:
   if (ra->frames <= 0) rc = fail(e, OE_EIO, path, "no audio frames could be decoded");
   if (ra->frames > limit) ra->frames = limit;
+  nt->frames_decoded = ra->frames;
 done:
   if (rc) {
     free(ra->data);
@@ -459,18 +566,24 @@ int oe_audio_resample(const float *in, int channels, int64_t frames, int from, i
 
 /* ---------------- load ---------------- */
 int oe_audio_load(const char *path, const void *bytes, size_t nbytes, const oe_audio_opts *o, oe_tensor *out,
-                  int *out_rate, oe_err *e) {
+                  int *out_rate, oe_audio_notes *notes, oe_err *e) {
   raw_audio ra;
   memset(&ra, 0, sizeof ra);
+  oe_audio_notes local;
+  oe_audio_notes *nt = notes ? notes : &local;
+  memset(nt, 0, sizeof *nt);
+  nt->frames_announced = -1;
   if (o->rate < 0 || o->rate > OE_AUDIO_MAX_RATE) return fail(e, OE_EINVAL, path, "bad target rate %d", o->rate);
   int rc = check_file(path, bytes, nbytes, e);
   if (rc) return rc;
   char w1[200], w2[240];
   int opened = 0;
-  rc = sndfile_load(path, bytes, nbytes, o, &ra, &opened, w1, sizeof w1, e);
+  rc = sndfile_load(path, bytes, nbytes, o, &ra, nt, &opened, w1, sizeof w1, e);
   if (!opened) {
     oe_err e2;
-    rc = ff_load(path, bytes, nbytes, o, &ra, w2, sizeof w2, &e2);
+    memset(nt, 0, sizeof *nt);
+    nt->frames_announced = -1;
+    rc = ff_load(path, bytes, nbytes, o, &ra, nt, w2, sizeof w2, &e2);
     if (rc) {
       /* prefer the FFmpeg message when FFmpeg recognised the container */
       if (strstr(e2.msg, "cannot open:"))
@@ -481,6 +594,18 @@ int oe_audio_load(const char *path, const void *bytes, size_t nbytes, const oe_a
   } else if (rc) {
     return rc;
   }
+  /* NaN or infinity (a float WAV can hold them) would flow into every feature */
+  const size_t n_samples = (size_t)ra.frames * (size_t)ra.channels;
+  for (size_t i = 0; i < n_samples; i++)
+    if (!isfinite(ra.data[i])) {
+      float v = ra.data[i];
+      free(ra.data);
+      return fail(e, OE_EIO, path,
+                  "non-finite sample (%s) at frame %lld, channel %d (0-based, at the file's %d Hz): "
+                  "audio must hold finite numbers",
+                  isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", (long long)(i / (size_t)ra.channels),
+                  (int)(i % (size_t)ra.channels), ra.rate);
+    }
   /* planar, optionally mixed to mono */
   int C = o->mono ? 1 : ra.channels;
   float *pl = malloc((size_t)ra.frames * C * sizeof(float));

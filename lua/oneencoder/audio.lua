@@ -18,11 +18,26 @@ local function result(strict, a, b, ...)
   return a, b, ...
 end
 
--- load(path, opts) -> tensor (T) (mono) or (C, T), rate | nil, message
+-- load(path, opts) -> tensor (T) (mono) or (C, T), rate, notes | nil, message
 -- opts: rate (16000; 0 keeps the file's rate), mono (true), max_seconds (trim),
 --       pad (zero-pad to max_seconds), normalize ("wav2vec2": zero mean and unit
 --       variance over the real samples, eps 1e-7, before padding), cap_seconds
---       (refuse longer files; 4 h), max_packets (FFmpeg path), strict.
+--       (refuse longer files; 4 h), max_packets (FFmpeg path), allow_truncated (false),
+--       strict.
+-- notes: { frames_decoded (at the file's rate, before trimming and resampling),
+--          frames_announced (the header's count; absent when it gives none),
+--          frames_estimated (true: that count is a guess), truncated, warning }.
+-- Lengths: a header that gives no length (FLAC or Ogg written to a pipe) or only an
+-- estimate (an MP3 without a Xing/Info header, e.g. written to a pipe: the count comes
+-- from the file size) is decoded to its end under cap_seconds, and the decoded count
+-- stands; an exact count that decoding falls short of is a truncation.
+-- Truncated or damaged files are refused with a message naming the file and both counts
+-- (a WAV whose data chunk announces more frames than the file holds, an Ogg stream
+-- without its end-of-stream page, a decoder error such as a FLAC frame cut in half);
+-- allow_truncated = true loads what decodes instead, with notes.truncated = true and
+-- notes.warning saying why. Only the frames read are checked when max_seconds trims.
+-- Samples that are NaN or infinite (a float WAV can hold them) are refused, naming the
+-- first one's frame index and channel.
 function audio.load(path, opts)
   opts = opts or {}
   if type(path) ~= "string" then error("audio.load: path must be a string", 2) end
@@ -36,7 +51,9 @@ function audio.decode(bytes, opts, name)
   return result(opts.strict, core.audio_decode(bytes, opts, name))
 end
 
--- info(path) -> {rate, channels, frames, duration, format, backend} | nil, message
+-- info(path) -> {rate, channels, frames, duration, frames_estimated, format, backend} | nil, message
+-- frames and duration are absent when the header gives no length; frames_estimated is
+-- true when they are a guess (an MP3 without a Xing/Info header, a container's duration).
 function audio.info(path, opts)
   opts = opts or {}
   return result(opts.strict, core.audio_info(path, false))
@@ -55,6 +72,7 @@ function audio.resample(t, from, to) return core.audio_resample(t, from, to) end
 -- frame at 16 kHz. Presets: "whisper" (slaney scale and norm, log10, floor at max - 8,
 -- (x + 4) / 4, last frame dropped), "torchaudio" (torchaudio's own defaults: n_fft 400,
 -- hop 200, n_mels 128, no log).
+-- Waveforms holding NaN or infinity raise an error naming the clip and the sample.
 -- log_mel(t, rate, opts): t (T) -> (n_mels, frames)
 function audio.log_mel(t, rate, opts)
   if core.dim(t) ~= 1 then error("audio.log_mel: expected a (T) waveform (use log_mel_batch for several)", 2) end
