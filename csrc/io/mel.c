@@ -144,6 +144,11 @@ int oe_log_mel(const oe_mel_opts *o, const float *const *clips, const int64_t *l
   for (int b = 0; b < B; b++) {
     if (lens[b] < 1) return fail(e, OE_EINVAL, "clip %d is empty", b + 1);
     if (lens[b] > Lmax) Lmax = lens[b];
+    /* a NaN or infinity would spread over every frame it touches */
+    for (int64_t i = 0; i < lens[b]; i++)
+      if (!isfinite(clips[b][i]))
+        return fail(e, OE_EINVAL, "clip %d holds a non-finite sample (%s) at index %lld (0-based)", b + 1,
+                    isnan(clips[b][i]) ? "NaN" : "Inf", (long long)i);
   }
   int n = o->n_fft, nf = n / 2 + 1, nm = o->n_mels;
   float *fb = malloc(sizeof(float) * (size_t)nf * nm);
