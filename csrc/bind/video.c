@@ -28,11 +28,13 @@ static const char *opt_str(lua_State *L, int idx, const char *k, const char *def
 }
 
 static void push_info(lua_State *L, const oe_video_info *in) {
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, 14);
   if (in->duration >= 0) { lua_pushnumber(L, in->duration); lua_setfield(L, -2, "duration"); }
   lua_pushnumber(L, in->fps); lua_setfield(L, -2, "fps");
   lua_pushinteger(L, in->frames); lua_setfield(L, -2, "frames");
   lua_pushboolean(L, in->frames_estimated); lua_setfield(L, -2, "frames_estimated");
+  if (in->frames_announced >= 0) { lua_pushinteger(L, in->frames_announced); lua_setfield(L, -2, "frames_announced"); }
+  lua_pushboolean(L, in->truncated); lua_setfield(L, -2, "truncated");
   lua_pushinteger(L, in->width); lua_setfield(L, -2, "width");
   lua_pushinteger(L, in->height); lua_setfield(L, -2, "height");
   lua_pushnumber(L, in->start_time); lua_setfield(L, -2, "start_time");
@@ -126,6 +128,8 @@ static int l_video_sample(lua_State *L) {
   if (o.max_packets < 1) oe_lua_fail(L, fn, "option 'max_packets' must be >= 1");
   o.max_pixels = opt_int(L, 2, "max_pixels", o.max_pixels, fn);
   if (o.max_pixels < 1) oe_lua_fail(L, fn, "option 'max_pixels' must be >= 1");
+  o.max_output_bytes = opt_int(L, 2, "max_output_bytes", o.max_output_bytes, fn);
+  if (o.max_output_bytes < 1) oe_lua_fail(L, fn, "option 'max_output_bytes' must be >= 1");
 
   int64_t *idx = lua_newuserdatauv(L, sizeof(int64_t) * 2 * o.nframes, 0);
   oe_tensor *t = oe_lua_push_empty(L);

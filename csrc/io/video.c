@@ -28,6 +28,7 @@ void oe_video_default_opts(oe_video_opts *o) {
   o->seek = 1;
   o->max_packets = 10000000;
   o->max_pixels = (int64_t)1 << 26;
+  o->max_output_bytes = (int64_t)1 << 30;
 }
 
 typedef struct vctx {
@@ -38,6 +39,7 @@ typedef struct vctx {
   AVCodecContext *dec;
   AVPacket *pkt;
   AVFrame *fr;
+  AVFrame *last; /* the sampler's most recent decoded frame (a reference, no copy) */
   int sent_eof, dec_eof;
   int64_t max_packets;
   oe_video_stats stats;
@@ -51,6 +53,7 @@ typedef struct vctx {
 } vctx;
 
 static void vclose(vctx *v) {
+  av_frame_free(&v->last);
   av_frame_free(&v->fr);
   av_packet_free(&v->pkt);
   avcodec_free_context(&v->dec);
@@ -102,7 +105,8 @@ static int vopen(vctx *v, const char *path, int64_t max_pixels, int64_t max_pack
   v->dec = avcodec_alloc_context3(codec);
   v->pkt = av_packet_alloc();
   v->fr = av_frame_alloc();
-  if (!v->dec || !v->pkt || !v->fr) {
+  v->last = av_frame_alloc();
+  if (!v->dec || !v->pkt || !v->fr || !v->last) {
     vclose(v);
     return fail(e, OE_ENOMEM, path, "out of memory");
   }
@@ -144,6 +148,7 @@ static void fill_info(vctx *v, oe_video_info *info) {
   if (st->duration != AV_NOPTS_VALUE && st->duration > 0) d = st->duration * av_q2d(v->tb);
   else if (v->in.fmt->duration != AV_NOPTS_VALUE && v->in.fmt->duration > 0) d = v->in.fmt->duration / (double)AV_TIME_BASE;
   info->duration = d;
+  info->frames_announced = d > 0 && d * v->fps < 9e15 ? (int64_t)llround(d * v->fps) : -1;
   if (st->nb_frames > 0) {
     info->frames = st->nb_frames;
   } else if (d > 0) {
@@ -174,6 +179,67 @@ static int count_packets(vctx *v, int64_t *n, oe_err *e) {
                   (long long)v->max_packets);
   }
   *n = c;
+  return OE_OK;
+}
+
+/* Demux (no decoding) from the current position to the end: the index of the last
+ * video frame (by timestamp, -1 when no video packet came) and the end in seconds of
+ * the last packet of any stream (-1 when none had a timestamp). */
+static int scan_to_end(vctx *v, int64_t *last_idx, double *end_s, oe_err *e) {
+  int64_t total = 0;
+  *last_idx = -1;
+  *end_s = -1;
+  for (;;) {
+    int r = av_read_frame(v->in.fmt, v->pkt);
+    if (r < 0) break;
+    AVPacket *p = v->pkt;
+    int64_t ts = p->pts != AV_NOPTS_VALUE ? p->pts : p->dts;
+    if (ts != AV_NOPTS_VALUE && p->stream_index >= 0 && (unsigned)p->stream_index < v->in.fmt->nb_streams) {
+      AVRational tb = v->in.fmt->streams[p->stream_index]->time_base;
+      if (tb.num > 0 && tb.den > 0) {
+        double end = (double)ts * av_q2d(tb) + (p->duration > 0 ? (double)p->duration * av_q2d(tb) : 0);
+        if (end > *end_s) *end_s = end;
+      }
+      if (p->stream_index == v->si) {
+        double f = (double)(ts - v->start_pts) * av_q2d(v->tb) * v->fps;
+        if (f > -1e15 && f < 1e15) {
+          int64_t idx = (int64_t)llround(f);
+          if (idx > *last_idx) *last_idx = idx;
+        }
+      }
+    }
+    av_packet_unref(p);
+    if (++total > v->max_packets)
+      return fail(e, OE_EIO, v->path, "more than %lld packets (option max_packets): decoding would not end",
+                  (long long)v->max_packets);
+  }
+  return OE_OK;
+}
+
+/* A frame count estimated from the container's duration (which covers the longest
+ * stream, and promises what a cut file no longer holds) is replaced by the video
+ * stream's own: the index of its last packet + 1, read by seeking a few seconds
+ * before the announced end and demuxing to the end (from the start when that seek
+ * finds no video). info->truncated: every stream ends well before the announced
+ * duration. Leaves the demuxer at the end: reopen before decoding. */
+static int measure_frames(vctx *v, oe_video_info *info, oe_err *e) {
+  AVFormatContext *fmt = v->in.fmt;
+  if (!info->frames_estimated || info->duration <= 0) return OE_OK;
+  int64_t start = fmt->start_time != AV_NOPTS_VALUE ? fmt->start_time : 0;
+  double announced_end = start / (double)AV_TIME_BASE + info->duration;
+  int64_t target = (int64_t)((announced_end - 3.0) * AV_TIME_BASE);
+  int seeked = target > start && av_seek_frame(fmt, -1, target, AVSEEK_FLAG_BACKWARD) >= 0;
+  int64_t last = -1;
+  double end = -1;
+  int rc = scan_to_end(v, &last, &end, e);
+  if (rc) return rc;
+  if (last < 0 && seeked && avformat_seek_file(fmt, -1, INT64_MIN, start, start, 0) >= 0) {
+    if ((rc = scan_to_end(v, &last, &end, e))) return rc;
+  }
+  if (last < 0) return OE_OK; /* nothing learned: keep the estimate */
+  info->frames = last + 1;
+  double tol = 0.5 > 3.0 / v->fps ? 0.5 : 3.0 / v->fps;
+  info->truncated = end >= 0 && end < announced_end - tol;
   return OE_OK;
 }
 
@@ -274,16 +340,19 @@ int oe_video_probe(const char *path, int64_t max_pixels, oe_video_info *info, oe
     int64_t n = 0;
     rc = count_packets(&v, &n, e);
     if (!rc) info->frames = n;
+  } else {
+    rc = measure_frames(&v, info, e);
   }
   if (!rc && info->frames <= 0) rc = fail(e, OE_EIO, path, "no video frames");
   vclose(&v);
   return rc;
 }
 
-/* convert v->fr into slot t of out */
+/* convert v->last (a decoded frame, never an empty one) into slot t of out */
 static int emit(vctx *v, struct SwsContext **sws, uint8_t *rgb, int rgb_stride, const oe_video_opts *o, int ow, int oh,
                 oe_tensor *out, int64_t t, oe_err *e) {
-  AVFrame *f = v->fr;
+  AVFrame *f = v->last;
+  if (!f->buf[0] && !f->data[0]) return fail(e, OE_EIO, v->path, "internal error: no decoded frame to return");
   if (f->width <= 0 || f->height <= 0 || f->width > OE_VIDEO_MAX_SIDE || f->height > OE_VIDEO_MAX_SIDE ||
       (int64_t)f->width * f->height > o->max_pixels)
     return fail(e, OE_EIO, v->path, "decoded frame has an unsupported size %dx%d", f->width, f->height);
@@ -347,15 +416,34 @@ int oe_video_sample(const char *path, const oe_video_opts *o, oe_tensor *out, in
   int64_t *idx = NULL;
   int *order = NULL;
   fill_info(&v, info);
-  if (info->frames < 0) {
-    int64_t n = 0;
-    if ((rc = count_packets(&v, &n, e))) goto done;
-    info->frames = n;
-    /* rewind: reopen */
-    vclose(&v);
-    if ((rc = vopen(&v, path, o->max_pixels, o->max_packets, e))) return rc;
+  const int T = o->nframes;
+  /* the output's size, from the header, before anything is read or decoded */
+  int ow = o->out_w > 0 ? o->out_w : info->width, oh = o->out_h > 0 ? o->out_h : info->height;
+  if (ow > OE_VIDEO_MAX_SIDE || oh > OE_VIDEO_MAX_SIDE || (int64_t)ow * oh > o->max_pixels) {
+    rc = fail(e, OE_EINVAL, path, "output size %dx%d too large", ow, oh);
+    goto done;
   }
-  int64_t N = info->frames;
+  double out_bytes = (double)T * 3.0 * (double)ow * (double)oh * (o->out_u8 ? 1.0 : 4.0);
+  if (out_bytes > (double)o->max_output_bytes) {
+    rc = fail(e, OE_EIO, path,
+              "%d frames of %dx%d as %s would take %.0f bytes, over the cap of %lld bytes "
+              "(option max_output_bytes; option size resizes the frames)",
+              T, ow, oh, o->out_u8 ? "uint8" : "float32", out_bytes, (long long)o->max_output_bytes);
+    goto done;
+  }
+  if (info->frames < 0 || info->frames_estimated) {
+    /* the count comes from reading packets; then rewind by reopening */
+    if (info->frames < 0) {
+      int64_t n = 0;
+      if ((rc = count_packets(&v, &n, e))) goto done;
+      info->frames = n;
+    } else if ((rc = measure_frames(&v, info, e))) {
+      goto done;
+    }
+    vclose(&v);
+    if ((rc = vopen(&v, path, o->max_pixels, o->max_packets, e))) goto done;
+  }
+  const int64_t N = info->frames;
   if (N <= 0) {
     rc = fail(e, OE_EIO, path, "no video frames");
     goto done;
@@ -364,7 +452,6 @@ int oe_video_sample(const char *path, const oe_video_opts *o, oe_tensor *out, in
     rc = fail(e, OE_EIO, path, "absurd frame count %lld", (long long)N);
     goto done;
   }
-  int T = o->nframes;
   idx = malloc(sizeof(int64_t) * T);
   order = malloc(sizeof(int) * T);
   if (!idx || !order) {
@@ -395,12 +482,20 @@ int oe_video_sample(const char *path, const oe_video_opts *o, oe_tensor *out, in
     }
   } else {
     for (int i = 0; i < T; i++) {
-      if (o->indices[i] < 0 || o->indices[i] >= N) {
-        rc = fail(e, OE_EINVAL, path, "frame index %lld out of range (the video has %lld frames, indices are 0-based)",
-                  (long long)o->indices[i], (long long)N);
+      int64_t want = o->indices[i];
+      if (want >= N && want < info->frames_announced && info->truncated) {
+        rc = fail(e, OE_EIO, path,
+                  "truncated: frame %lld of the %lld the container announces lies past the end of the video "
+                  "stream (its last frame is %lld)",
+                  (long long)want, (long long)info->frames_announced, (long long)(N - 1));
         goto done;
       }
-      idx[i] = o->indices[i];
+      if (want < 0 || want >= N) {
+        rc = fail(e, OE_EINVAL, path, "frame index %lld out of range (the video has %lld frames, indices are 0-based)",
+                  (long long)want, (long long)N);
+        goto done;
+      }
+      idx[i] = want;
     }
   }
   for (int i = 0; i < T; i++) {
@@ -408,11 +503,6 @@ int oe_video_sample(const char *path, const oe_video_opts *o, oe_tensor *out, in
     if (indices_out) indices_out[i] = idx[i];
   }
   qsort_r(order, T, sizeof(int), cmp_slot, idx);
-  int ow = o->out_w > 0 ? o->out_w : info->width, oh = o->out_h > 0 ? o->out_h : info->height;
-  if (ow > OE_VIDEO_MAX_SIDE || oh > OE_VIDEO_MAX_SIDE || (int64_t)ow * oh > o->max_pixels) {
-    rc = fail(e, OE_EINVAL, path, "output size %dx%d too large", ow, oh);
-    goto done;
-  }
   int rgb_stride = (ow * 3 + 63) & ~63;
   rgb = av_malloc((size_t)rgb_stride * oh + 64);
   if (!rgb) {
@@ -422,14 +512,23 @@ int oe_video_sample(const char *path, const oe_video_opts *o, oe_tensor *out, in
   int64_t shape[4];
   if (o->out_u8) { shape[0] = T; shape[1] = oh; shape[2] = ow; shape[3] = 3; }
   else { shape[0] = T; shape[1] = 3; shape[2] = oh; shape[3] = ow; }
-  if ((rc = oe_tensor_alloc(out, o->out_u8 ? OE_U8 : OE_F32, 4, shape, e))) goto done;
-  int have = 0; /* v.fr holds a decoded frame */
+  if ((rc = oe_tensor_alloc(out, o->out_u8 ? OE_U8 : OE_F32, 4, shape, e))) {
+    char why[sizeof e->msg];
+    snprintf(why, sizeof why, "%s", e->msg);
+    rc = fail(e, rc, path, "%d sampled frames of %dx%d: %s", T, ow, oh, why);
+    goto done;
+  }
+  /* v.last holds frame `cur` (decoded since the last seek) when have; once the stream
+   * has ended (at_end), it holds the stream's last frame and stands in for any frame
+   * past the end within the count's uncertainty */
+  int have = 0, at_end = 0;
   int64_t cur = -1, cur_ts = AV_NOPTS_VALUE;
+  const int64_t tol = (int64_t)(0.02 * N) + 2;
   double tb = av_q2d(v.tb);
   for (int k = 0; k < T; k++) {
     int slot = order[k];
     int64_t want = idx[slot];
-    if (!(have && cur >= want)) {
+    if (!(have && cur >= want) && !at_end) {
       int64_t want_ts = v.start_pts + (int64_t)llround((double)want / v.fps / tb);
       if (o->seek && !v.no_ts && want > cur + 1) {
         int do_seek;
@@ -444,7 +543,7 @@ int oe_video_sample(const char *path, const oe_video_opts *o, oe_tensor *out, in
             v.sent_eof = v.dec_eof = 0;
             v.seq_valid = 0;
             v.stats.seeks++;
-            if (have) av_frame_unref(v.fr);
+            av_frame_unref(v.last);
             have = 0;
             cur = -1;
             cur_ts = AV_NOPTS_VALUE;
@@ -456,61 +555,36 @@ int oe_video_sample(const char *path, const oe_video_opts *o, oe_tensor *out, in
          * to (non-reference B-frames); switch back well before the target, beyond
          * any reordering or frame-thread delay */
         v.dec->skip_frame = (have && cur >= 0 && want - cur > 24) ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
-        if (have) av_frame_unref(v.fr);
         int r = decode_next(&v, e);
         if (r < 0) {
-          have = 0;
           rc = -r;
           goto done;
         }
         if (r == 0) {
-          have = 0;
+          at_end = have;
           break;
         }
+        int64_t fi = frame_index(&v);
+        av_frame_unref(v.last);
+        av_frame_move_ref(v.last, v.fr);
         have = 1;
-        cur = frame_index(&v);
-        cur_ts = v.fr->best_effort_timestamp;
+        cur = fi;
+        cur_ts = v.last->best_effort_timestamp;
         if (cur >= want) break;
       }
-      if (!have) {
-        /* stream ended before the wanted frame: re-decode the last frame only when
-         * the gap is within the uncertainty of the frame count */
-        int64_t tol = (int64_t)(0.02 * N) + 2;
-        if (cur >= 0 && want - cur <= tol) {
-          /* seek back near the end and take the last decodable frame */
-          int64_t back_ts = v.start_pts + (int64_t)llround((double)cur / v.fps / tb);
-          if (av_seek_frame(v.in.fmt, v.si, back_ts, AVSEEK_FLAG_BACKWARD) >= 0) {
-            avcodec_flush_buffers(v.dec);
-            v.sent_eof = v.dec_eof = 0;
-            v.seq_valid = 0;
-            v.stats.seeks++;
-            int64_t last = -1;
-            for (;;) {
-              int r = decode_next(&v, e);
-              if (r < 0) {
-                rc = -r;
-                goto done;
-              }
-              if (r == 0) break;
-              last = frame_index(&v);
-              if (last >= cur) break;
-              av_frame_unref(v.fr);
-            }
-            if (last >= 0) {
-              have = 1;
-              cur = want; /* stands in for the frames past the end */
-              cur_ts = v.fr->best_effort_timestamp;
-            }
-          }
-        }
-        if (!have) {
-          rc = cur < 0 ? fail(e, OE_EIO, path, "no decodable video frames")
-                       : fail(e, OE_EIO, path,
-                              "truncated or corrupt: frame %lld of the %lld announced could not be decoded "
-                              "(the stream ends near frame %lld)",
-                              (long long)want, (long long)N, (long long)cur);
-          goto done;
-        }
+    }
+    if (!(have && cur >= want)) {
+      /* the stream ended before the wanted frame: its last frame stands in when the
+       * gap is within the uncertainty of the frame count */
+      if (!have || want - cur > tol) {
+        rc = !have ? (v.stats.decoded == 0 ? fail(e, OE_EIO, path, "no decodable video frames")
+                                           : fail(e, OE_EIO, path, "truncated or corrupt: no frame decodes at or after frame %lld",
+                                                  (long long)want))
+                   : fail(e, OE_EIO, path,
+                          "truncated or corrupt: frame %lld of the %lld planned could not be decoded "
+                          "(the stream ends at frame %lld)",
+                          (long long)want, (long long)N, (long long)cur);
+        goto done;
       }
     }
     if (shown) shown[slot] = cur;

@@ -14,7 +14,10 @@ typedef struct oe_video_info {
   double fps;
   double start_time; /* seconds */
   int64_t frames;    /* frame count */
-  int frames_estimated; /* 1: duration * fps or a packet count, not the container's figure */
+  int frames_estimated; /* 1: not the container's figure: the video stream's last packet (when the
+                           container gives only a duration), duration * fps, or a packet count */
+  int64_t frames_announced; /* duration * fps from the container's duration, -1 when unknown */
+  int truncated;     /* 1: every stream ends well before the duration the container announces */
   int width, height;
   int has_audio;
   char codec[64], container[64], pix_fmt[32];
@@ -37,6 +40,7 @@ typedef struct oe_video_opts {
   int seek;              /* 0: never seek (decode forward from the start) */
   int64_t max_packets;   /* cap on demuxed packets: decoding that would not end */
   int64_t max_pixels;    /* cap on width * height */
+  int64_t max_output_bytes; /* cap on the output tensor's bytes, checked before decoding */
 } oe_video_opts;
 
 typedef struct oe_video_stats {
@@ -46,7 +50,11 @@ typedef struct oe_video_stats {
 void oe_video_default_opts(oe_video_opts *o);
 int oe_video_probe(const char *path, int64_t max_pixels, oe_video_info *info, oe_err *e);
 /* out: fresh tensor; indices (nframes entries, may be NULL): chosen frame indices;
- * shown (may be NULL): index of the frame actually returned for each. */
+ * shown (may be NULL): index of the frame actually returned for each. Indices are
+ * planned over the video stream's own frame count; a wanted frame past the stream's
+ * real end (within 2% + 2 frames of the count) is its last decoded frame, further
+ * is an error. The output's size (nframes x 3 x H x W) is checked against
+ * max_output_bytes before anything is decoded. */
 int oe_video_sample(const char *path, const oe_video_opts *o, oe_tensor *out, int64_t *indices, int64_t *shown,
                     oe_video_info *info, oe_video_stats *st, oe_err *e);
 /* Decode every frame (no conversion): the baseline the sampler is measured against. */

@@ -19,8 +19,19 @@
 -- format "uint8" gives (T, H, W, 3).
 -- The sampler seeks (to the keyframe before a wanted frame) only when that keyframe lies
 -- past the current decode position; seek = false decodes forward from the start.
+-- N is the video stream's own frame count: the container's count when it has one (MP4,
+-- AVI), else the index of the stream's last packet + 1, read by seeking near the end
+-- (Matroska/WebM give only a duration, which covers the longest stream: an audio track
+-- 0.2 s longer than the video announces 5 frames that do not exist), or a packet count
+-- (raw streams). A wanted frame past the end of what decodes, within 2% + 2 frames of
+-- N, is the stream's last decoded frame (meta.shown says which frame each slot holds);
+-- further past the end is an error. info.truncated: every stream ends well before the
+-- duration the container announces (a cut file); explicit indices past its end are
+-- refused as truncated, uniform and consecutive sampling plan over the frames present.
 -- I/O failures return nil, message naming the file and the reason (strict = true raises).
--- Caps: max_packets (10 million demuxed packets), max_pixels (2^26 per frame).
+-- Caps: max_packets (10 million demuxed packets), max_pixels (2^26 per frame),
+-- max_output_bytes (2^30: T x 3 x H x W x 4 bytes for float, x 1 for uint8, checked from
+-- the header before anything is decoded; pass size to resize the frames).
 local core = require "oneencoder.core"
 
 local video = {}
@@ -30,8 +41,11 @@ local function result(strict, a, b, ...)
   return a, b, ...
 end
 
--- info(path, opts) -> {duration, fps, frames, frames_estimated, width, height, start_time,
---                      codec, container, pix_fmt, has_audio} | nil, message
+-- info(path, opts) -> {duration, fps, frames, frames_estimated, frames_announced, truncated,
+--                      width, height, start_time, codec, container, pix_fmt, has_audio}
+--                     | nil, message
+-- frames: the video stream's frame count as the sampler plans with it (see above);
+-- frames_announced: duration * fps from the container's duration (absent when unknown).
 function video.info(path, opts)
   opts = opts or {}
   if type(path) ~= "string" then error("video.info: path must be a string", 2) end
