@@ -276,6 +276,118 @@ describe("feature cache", function()
     assert.truthy(tostring(err):find("changed size on disk", 1, true))
   end)
 
+  -- ---- shard contents (checksums) ----
+  -- absolute byte range of tensor `name` in a safetensors file
+  local function tensor_range(path, name)
+    local f = assert(io.open(path, "rb")); local n = string.unpack("<I8", f:read(8)); f:close()
+    local off = S.header(path)[name].data_offsets
+    return 8 + n + off[1], 8 + n + off[2]   -- first byte (0-based), end
+  end
+  local function patch(path, pos, bytes)    -- overwrite in place, same size
+    local f = assert(io.open(path, "r+b")); f:seek("set", pos); f:write(bytes); f:close()
+  end
+  local function read_all(path) local f = assert(io.open(path, "rb")); local b = f:read("a"); f:close(); return b end
+  -- build 9 items in shards of 3, damage the shard holding item4 with fn(path), then: every read
+  -- mode refuses it, the other shards still read, and one build recomputes exactly its 3 items
+  local function damaged_shard_case(fn)
+    local c = oe.cache.open(dir, { encoder_id = "toy", shard_items = 3 })
+    c:build(items, toy.encoder(), { batch = 3 })
+    local rec = c.index.item4.shard
+    local path = dir .. "/" .. rec.file
+    local size = #read_all(path)
+    fn(path)
+    assert.are.equal(size, #read_all(path))  -- same size: the manifest's size check cannot see it
+    for _, mode in ipairs({ "mmap", "pread", "memory" }) do
+      local c2 = oe.cache.open(dir, { encoder_id = "toy", read = mode })
+      assert.are.equal(0, #c2.problems)      -- the header still validates
+      local ok, err = pcall(c2.feature_set, c2, { "item4" })
+      assert.is_false(ok, mode .. ": the damaged shard was served")
+      assert.truthy(tostring(err):find(rec.file, 1, true), tostring(err))
+      assert.truthy(tostring(err):find("run cache:build", 1, true), tostring(err))
+      check_set(c2:feature_set({ items[1], items[8] }), { items[1], items[8] })
+    end
+    local calls = {}
+    local c3 = oe.cache.open(dir, { encoder_id = "toy" })
+    local st = c3:build(items, toy.encoder(calls), { batch = 3 })
+    assert.are.same({ item4 = 1, item5 = 1, item6 = 1, n = 3 }, calls)
+    assert.are.equal(6, st.hits)
+    assert.are.equal(1, st.shards_removed)
+    assert.truthy(c3.problems[1].msg:find(rec.file, 1, true))
+    -- repaired: every mode reads everything exactly, and the next build has nothing to do
+    for _, mode in ipairs({ "mmap", "pread", "memory" }) do
+      check_set(oe.cache.open(dir, { encoder_id = "toy", read = mode }):feature_set(items), items)
+    end
+    calls = {}
+    st = oe.cache.open(dir, { encoder_id = "toy" }):build(items, toy.encoder(calls))
+    assert.are.equal(9, st.hits)
+    assert.are.equal(0, calls.n or 0)
+    assert.is_nil(io.open(path, "rb"))
+  end
+
+  it("records the XXH3-64 of every shard in the manifest", function()
+    write(dir .. "_in/empty", "")
+    write(dir .. "_in/abc", "abc")
+    -- reference values: XXH3_64bits("") from xxHash's documentation, "abc" from xxhsum -H3
+    assert.are.same({ "2d06800538d394c2", 0 }, { core.fs_xxh3(dir .. "_in/empty") })
+    assert.are.same({ "78af5f94892f3950", 3 }, { core.fs_xxh3(dir .. "_in/abc") })
+    local c = oe.cache.open(dir, { encoder_id = "toy", shard_items = 4 })
+    c:build(items, toy.encoder())
+    local _, meta = S.header(dir .. "/manifest.safetensors")
+    local n = 0
+    for line in meta.shards:gmatch("[^\n]+") do
+      local f = {}
+      for x in (line .. "\t"):gmatch("(.-)\t") do f[#f + 1] = x end
+      assert.are.equal(6, #f)
+      assert.are.equal((core.fs_xxh3(dir .. "/" .. f[1])), f[6])
+      n = n + 1
+    end
+    assert.are.equal(3, n)
+  end)
+
+  it("refuses a shard whose feature bytes were flipped (same size) and rebuilds its items", function()
+    damaged_shard_case(function(path)
+      local first = tensor_range(path, "feats")
+      local b = read_all(path):sub(first + 5, first + 8)
+      patch(path, first + 4, b:gsub(".", function(ch) return string.char(ch:byte() ~ 0x40) end))
+    end)
+  end)
+
+  it("refuses a shard whose lengths table had two entries swapped (same sum) and rebuilds its items", function()
+    damaged_shard_case(function(path)
+      local first, stop = tensor_range(path, "lengths")
+      local lens = read_all(path):sub(first + 1, stop)
+      assert.are.equal(12, #lens)          -- three int32 lengths: 4, 5, 1 for items 4, 5, 6
+      assert.are_not.equal(lens:sub(1, 4), lens:sub(5, 8))
+      patch(path, first, lens:sub(5, 8) .. lens:sub(1, 4))
+    end)
+  end)
+
+  it("refuses a shard truncated and re-extended in place (zeros) and rebuilds its items", function()
+    damaged_shard_case(function(path)
+      local bytes = read_all(path)
+      local first = tensor_range(path, "feats")
+      local keep = first + 8
+      local f = assert(io.open(path, "r+b")); f:seek("set", keep); f:write(string.rep("\0", #bytes - keep)); f:close()
+    end)
+  end)
+
+  it("treats a shard without a checksum (an older manifest) as damaged", function()
+    local c = oe.cache.open(dir, { encoder_id = "toy", shard_items = 5 })
+    c:build(items, toy.encoder())
+    local mpath = dir .. "/manifest.safetensors"
+    local _, meta = S.header(mpath)
+    local old = meta.shards:gsub("\t%x+\n", "\n"):gsub("\t%x+$", "")  -- the five fields of before
+    assert.is_nil(old:find("\t%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x"))
+    assert(S.save(mpath, {}, { format = meta.format, shards = old }))
+    local c2 = oe.cache.open(dir, { encoder_id = "toy" })
+    assert.are.equal(2, #c2.problems)
+    assert.truthy(c2.problems[1].msg:find("no content checksum", 1, true))
+    local calls = {}
+    c2:build(items, toy.encoder(calls))
+    assert.are.equal(9, calls.n)
+    check_set(oe.cache.open(dir, { encoder_id = "toy" }):feature_set(items), items)
+  end)
+
   it("float16 halves the size on disk and keeps values to float16 precision", function()
     local big = {}
     for i = 1, 9 do big[i] = items[i] end

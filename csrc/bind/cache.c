@@ -6,8 +6,11 @@
  *   core.fs_sha256(path)      -> hex, size | nil, msg
  *   core.fs_lock(path)        -> lock (exclusive flock, not blocking; lock:release(), __gc, __close) | nil, msg
  *   core.pid_alive(pid)       -> whether a process with this id exists (kill(pid, 0); pid >= 1)
- *   core.featmap_open(path, {mmap = true}) -> map | nil, msg
+ *   core.fs_xxh3(path)        -> hex (16 digits: XXH3-64 of the bytes), size | nil, msg
+ *   core.featmap_open(path, {mmap = true, checksum = hex|nil}) -> map | nil, msg
+ *       with checksum: the whole file's XXH3-64 must equal it (else nil, msg naming both)
  *       map:info() -> n, T, D, "F16"|"F32", mapped, Lmax ; map:lengths() -> {n lengths} ; map:close()
+ *       map:checksum() -> hex | nil, msg
  *   core.featmap_gather(sources, rows, lens) -> (B, Lmax, D) float32 | nil, msg
  *       sources[b] is a map (rows[b] = 0-based item, lens[b] in 1..its length) or a
  *       ragged (T, D) float32 tensor (rows[b] = 0-based first position, lens[b] positions);
@@ -16,6 +19,7 @@
 #include "../io/mmap_features.h"
 #include <dirent.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -93,6 +97,20 @@ static int pid_alive(lua_State *L) {
   return 1;
 }
 
+static void hex64(uint64_t v, char out[17]) { snprintf(out, 17, "%016llx", (unsigned long long)v); }
+
+static int fs_xxh3(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  uint64_t h = 0, size = 0;
+  oe_err e;
+  if (oe_file_xxh3(path, &h, &size, &e) != OE_OK) return push_fail(L, e.msg);
+  char hex[17];
+  hex64(h, hex);
+  lua_pushstring(L, hex);
+  lua_pushinteger(L, (lua_Integer)size);
+  return 2;
+}
+
 /* ---- lock ---- */
 typedef struct { int fd; } cache_lock;
 
@@ -141,10 +159,17 @@ static int featmap_gc(lua_State *L) {
 static int featmap_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int use_mmap = 1;
+  const char *want = NULL;
   if (lua_istable(L, 2)) {
     lua_getfield(L, 2, "mmap");
     if (!lua_isnil(L, -1)) use_mmap = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    lua_getfield(L, 2, "checksum"); /* stays on the stack (the string is used below) */
+    if (!lua_isnil(L, -1)) {
+      want = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      if (!want || strlen(want) != 16 || strspn(want, "0123456789abcdef") != 16)
+        return oe_lua_fail(L, "featmap_open", "checksum must be 16 lowercase hex digits");
+    }
   }
   oe_featmap *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
@@ -152,6 +177,31 @@ static int featmap_open(lua_State *L) {
   luaL_setmetatable(L, FEATMAP_MT);
   oe_err e;
   if (oe_featmap_open(m, path, "feats", "lengths", use_mmap, &e) != OE_OK) return push_fail(L, e.msg);
+  if (want) {
+    uint64_t h = 0;
+    char got[17];
+    if (oe_featmap_checksum(m, &h, &e) != OE_OK) {
+      oe_featmap_close(m);
+      return push_fail(L, e.msg);
+    }
+    hex64(h, got);
+    if (strcmp(got, want) != 0) {
+      oe_featmap_close(m);
+      return push_fail(L, lua_pushfstring(L, "%s: content checksum %s, the manifest recorded %s (the shard is damaged)",
+                                          path, got, want));
+    }
+  }
+  return 1;
+}
+
+static int featmap_checksum(lua_State *L) {
+  oe_featmap *m = check_map(L, 1, "featmap:checksum");
+  uint64_t h = 0;
+  oe_err e;
+  if (oe_featmap_checksum(m, &h, &e) != OE_OK) return push_fail(L, e.msg);
+  char hex[17];
+  hex64(h, hex);
+  lua_pushstring(L, hex);
   return 1;
 }
 
@@ -266,8 +316,9 @@ void oe_bind_cache(lua_State *L) {
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, featmap_gc);
     lua_setfield(L, -2, "__close");
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushcfunction(L, featmap_info); lua_setfield(L, -2, "info");
+    lua_pushcfunction(L, featmap_checksum); lua_setfield(L, -2, "checksum");
     lua_pushcfunction(L, featmap_lengths); lua_setfield(L, -2, "lengths");
     lua_pushcfunction(L, featmap_gc); lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "__index");
@@ -284,7 +335,7 @@ void oe_bind_cache(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
-    {"fs_stat", fs_stat}, {"fs_listdir", fs_listdir}, {"fs_mkdir", fs_mkdir}, {"fs_sha256", fs_sha256},
+    {"fs_stat", fs_stat}, {"fs_listdir", fs_listdir}, {"fs_mkdir", fs_mkdir}, {"fs_sha256", fs_sha256}, {"fs_xxh3", fs_xxh3},
     {"fs_lock", fs_lock}, {"pid_alive", pid_alive}, {"featmap_open", featmap_open}, {"featmap_gather", featmap_gather}, {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);

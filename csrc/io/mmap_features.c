@@ -12,6 +12,9 @@
 #include <unistd.h>
 #include <libavutil/mem.h>
 #include <libavutil/sha.h>
+/* xxHash from Debian's libxxhash-dev, compiled in (header-only): nothing to link */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 #if defined(__F16C__)
 #include <immintrin.h>
 #endif
@@ -156,6 +159,66 @@ int oe_featmap_copy_row(const oe_featmap *m, int64_t row, int64_t len, float *ds
   }
   oe_f16_to_f32_n(tmp, dst, cnt);
   free(tmp);
+  return OE_OK;
+}
+
+#define HASH_BLOCK ((size_t)1 << 20)
+
+/* XXH3-64 of fd's bytes from offset 0: exactly `size` bytes (known) or up to the end of
+ * the file (size_known = 0); *total = bytes hashed */
+static int hash_fd(int fd, const char *path, uint64_t size, int size_known, uint64_t *hash, uint64_t *total, oe_err *e) {
+  XXH3_state_t *st = XXH3_createState();
+  unsigned char *buf = malloc(HASH_BLOCK);
+  int rc = OE_OK;
+  if (!st || !buf) { rc = fail(e, OE_ENOMEM, "%s: out of memory for the checksum", path); goto out; }
+  XXH3_64bits_reset(st);
+  uint64_t pos = 0;
+  for (;;) {
+    size_t want = HASH_BLOCK;
+    if (size_known) {
+      if (pos >= size) break;
+      if (size - pos < want) want = (size_t)(size - pos);
+    }
+    ssize_t r = pread(fd, buf, want, (off_t)pos);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      rc = fail(e, OE_EIO, "%s: cannot read: %s", path, strerror(errno));
+      goto out;
+    }
+    if (r == 0) {
+      if (size_known) rc = fail(e, OE_EIO, "%s: the file ends at %llu bytes, %llu expected", path,
+                                (unsigned long long)pos, (unsigned long long)size);
+      break;
+    }
+    XXH3_64bits_update(st, buf, (size_t)r);
+    pos += (uint64_t)r;
+  }
+  if (rc == OE_OK) {
+    *hash = XXH3_64bits_digest(st);
+    if (total) *total = pos;
+  }
+out:
+  free(buf);
+  XXH3_freeState(st);
+  return rc;
+}
+
+/* By pread even when the shard is mapped: a file truncated by someone else meanwhile gives
+ * an error here, where reading its mapping would raise SIGBUS. The pages read stay in the
+ * page cache for the mapping. */
+int oe_featmap_checksum(const oe_featmap *m, uint64_t *hash, oe_err *e) {
+  return hash_fd(m->st.fd, m->st.path, m->st.file_size, 1, hash, NULL, e);
+}
+
+int oe_file_xxh3(const char *path, uint64_t *hash, uint64_t *size, oe_err *e) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(e, OE_EIO, "%s: cannot open: %s", path, strerror(errno));
+  uint64_t h = 0, n = 0;
+  int rc = hash_fd(fd, path, 0, 0, &h, &n, e);
+  close(fd);
+  if (rc != OE_OK) return rc;
+  if (hash) *hash = h;
+  if (size) *size = n;
   return OE_OK;
 }
 

@@ -16,6 +16,12 @@
  * reported as an error instead of touching pages past the end (which would
  * raise SIGBUS under a mapping). F16 rows are converted to float32 on copy.
  *
+ * Content checksum: XXH3-64 (xxhash.h from libxxhash-dev, compiled in) of the
+ * whole file, header included, read by pread (never through the mapping, which
+ * would fault on a truncated file). The cache records it in its manifest when the
+ * shard is written and compares it whenever the shard is opened, so flipped bytes,
+ * a damaged lengths table or a shard truncated and re-extended in place are refused.
+ *
  * Also: SHA-256 of a file (libavutil), for content-keyed cache entries. */
 #ifndef OE_MMAP_FEATURES_H
 #define OE_MMAP_FEATURES_H
@@ -45,6 +51,11 @@ int oe_featmap_check(const oe_featmap *m, oe_err *e);
 /* Copy the first len (<= lengths[row]) positions of item row (0-based) into dst (len * D floats).
  * Thread-safe for concurrent calls on the same map. */
 int oe_featmap_copy_row(const oe_featmap *m, int64_t row, int64_t len, float *dst, oe_err *e);
+
+/* *hash = XXH3-64 of the whole shard file as opened (its size at open; pread in 1 MB blocks). */
+int oe_featmap_checksum(const oe_featmap *m, uint64_t *hash, oe_err *e);
+/* *hash = XXH3-64 of the file's bytes, *size its length (either may be NULL). */
+int oe_file_xxh3(const char *path, uint64_t *hash, uint64_t *size, oe_err *e);
 
 /* Convert n half floats to float32 (F16C when the compiler targets it). */
 void oe_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);

@@ -10,7 +10,8 @@
 --
 -- Layout of the directory:
 --   manifest.safetensors   no tensors; metadata "shards" lists the complete shards, one line each
---                          (file, encoder id, dtype, items, bytes). Written last, by rename.
+--                          (file, encoder id, dtype, items, bytes, checksum: XXH3-64 of the
+--                          whole shard file in 16 hex digits). Written last, by rename.
 --   shard-<seq>-<rand>.safetensors
 --                          feats (T, D) F16 or F32: the items' rows back to back, each with
 --                          exactly its true length (no padding); lengths (N) I32; metadata
@@ -22,6 +23,10 @@
 -- next build computes only what is not in it. A shard whose header does not validate, whose
 -- size differs from the manifest's record, or whose metadata does not match is reported in
 -- cache.problems and its items are computed again by the next build (which also drops it).
+-- Contents: every shard is read whole and compared with its checksum when a feature set
+-- opens it (with its lengths table) and, for the shards holding the requested items, by
+-- build: damaged bytes are refused by reading and recomputed by the next build, never counted
+-- as hits. A shard without a checksum (an older cache) is treated as damaged.
 --
 -- An entry is used only when the encoder id and the item's identity match: identity
 -- "stat" (default) = path, size and mtime (nanoseconds) of item.path; "sha256" = the SHA-256
@@ -134,7 +139,7 @@ function Cache:refresh()
       for _, line in ipairs(split_lines(meta.shards)) do
         local f = split_tabs(line)
         local rec = { file = f[1], encoder_id = dec(f[2] or ""), dtype = f[3], n = math.tointeger(tonumber(f[4])),
-          bytes = math.tointeger(tonumber(f[5])) }
+          bytes = math.tointeger(tonumber(f[5])), checksum = f[6] }
         self.all_shards[#self.all_shards + 1] = rec
         local seq = math.tointeger(tonumber((rec.file or ""):match("^shard%-(%d+)%-")))
         if seq and seq > self.seq then self.seq = seq end
@@ -157,6 +162,9 @@ function Cache:_index_shard(rec)
   local path = join(self.dir, rec.file)
   local st = core.fs_stat(path)
   if not st then return self:_problem(rec, path .. ": missing") end
+  if not (rec.checksum or ""):match("^%x+$") then
+    return self:_problem(rec, path .. ": the manifest has no content checksum for it (written by an older version)")
+  end
   if st.size ~= rec.bytes then
     return self:_problem(rec, string.format("%s: %d bytes on disk, the manifest recorded %d", path, st.size, rec.bytes))
   end
@@ -228,7 +236,8 @@ function Cache:_write_manifest()
   local lines = {}
   for _, rec in ipairs(self.all_shards) do
     if not rec.dropped then
-      lines[#lines + 1] = table.concat({ rec.file, enc(rec.encoder_id), rec.dtype, tostring(rec.n), tostring(rec.bytes) }, "\t")
+      lines[#lines + 1] = table.concat({ rec.file, enc(rec.encoder_id), rec.dtype, tostring(rec.n), tostring(rec.bytes),
+        rec.checksum or "" }, "\t")
     end
   end
   local ok, err = S.save(join(self.dir, MANIFEST), {}, { format = FORMAT, shards = table.concat(lines, "\n") })
@@ -259,9 +268,10 @@ function Cache:_flush(pending)
     { format = FORMAT, encoder_id = self.encoder_id, items = table.concat(lines, "\n") },
     { dtype = self.dtype })
   if not ok then error("cache: writing a shard failed: " .. tostring(err), 0) end
-  local st = assert(core.fs_stat(path))
-  local rec = { file = file, encoder_id = self.encoder_id, dtype = DTYPES[self.dtype], n = #pending, bytes = st.size,
-    D = core.shape(feats)[2] }
+  local checksum, size = core.fs_xxh3(path)
+  if not checksum then error("cache: reading back a shard failed: " .. tostring(size), 0) end
+  local rec = { file = file, encoder_id = self.encoder_id, dtype = DTYPES[self.dtype], n = #pending, bytes = size,
+    checksum = checksum, D = core.shape(feats)[2] }
   self.all_shards[#self.all_shards + 1] = rec
   self.shards[#self.shards + 1] = rec
   self:_write_manifest()
@@ -355,6 +365,7 @@ function Cache:build(items, encode_fn, opts)
   local t0 = core.now()
   self:refresh()
   self.stats = { items = #items, hits = 0, computed = 0, shards_written = 0, shards_removed = 0, files_removed = 0 }
+  self:_verify_shards_of(items)
   local todo, hits = self:status(items)
   self.stats.hits = hits
   local progress = opts.progress
@@ -406,6 +417,29 @@ function Cache:build(items, encode_fn, opts)
   return self.stats
 end
 
+-- _verify_shards_of(items): open every shard that holds one of the items as reading does
+-- (header, lengths table, content checksum); a shard that fails loses all its index entries,
+-- so its items count as missing (and the shard, without a live row, is dropped by _compact)
+function Cache:_verify_shards_of(items)
+  local checked = {}
+  for _, it in ipairs(items) do
+    local e = self.index[it.key]
+    local rec = e and e.shard
+    if rec and not checked[rec] then
+      checked[rec] = true
+      local m, err = core.featmap_open(join(self.dir, rec.file), { mmap = false, checksum = rec.checksum })
+      if m then
+        m:close()
+      else
+        self:_problem(rec, err)
+        for k, entry in pairs(self.index) do
+          if entry.shard == rec then self.index[k] = nil end
+        end
+      end
+    end
+  end
+end
+
 -- size on disk of this encoder's shards, in bytes
 function Cache:bytes()
   local n = 0
@@ -429,7 +463,7 @@ function Cache:_map(rec)
   local m = self.maps[rec.file]
   if m then return m end
   local err
-  m, err = core.featmap_open(join(self.dir, rec.file), { mmap = self.read == "mmap" })
+  m, err = core.featmap_open(join(self.dir, rec.file), { mmap = self.read == "mmap", checksum = rec.checksum })
   if not m then error("cache: " .. err .. " (run cache:build to recompute its items)", 0) end
   self.maps[rec.file] = m
   return m
@@ -456,28 +490,19 @@ function Cache:feature_set(keys)
   end
   local set = setmetatable({ cache = self, entries = entries, keys = klist, n = #entries, D = self.D,
     lengths = lens, mode = self.read }, CachedSet)
+  -- every shard is opened (and its content checked) here, in every read mode
+  for i, e in ipairs(entries) do
+    local m = self:_map(e.shard)
+    if self.read ~= "memory" then
+      set.maps = set.maps or {}
+      set.maps[i] = m
+    end
+    e.shard.lengths_t = e.shard.lengths_t or m:lengths()
+    lens[i] = e.shard.lengths_t[e.row + 1]
+  end
   if self.read == "memory" then
     set.lru = {}      -- file -> {feats (T, D), offsets}
     set.lru_order = {}
-    local lcache = {}
-    for i, e in ipairs(entries) do
-      local lt = lcache[e.shard.file]
-      if not lt then
-        local t, msg = S.load(join(self.dir, e.shard.file), { names = { "lengths" } })
-        if not t then error("cache: " .. msg .. " (run cache:build to recompute its items)", 0) end
-        lt = core.totable(t.lengths)
-        lcache[e.shard.file] = lt
-      end
-      lens[i] = lt[e.row + 1]
-    end
-  else
-    for i, e in ipairs(entries) do
-      local m = self:_map(e.shard)
-      set.maps = set.maps or {}
-      set.maps[i] = m
-      e.shard.lengths_t = e.shard.lengths_t or m:lengths()
-      lens[i] = e.shard.lengths_t[e.row + 1]
-    end
   end
   return set
 end
