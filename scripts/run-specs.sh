@@ -14,7 +14,8 @@ if [ -n "$SANITIZE" ]; then
   export OE_SANITIZE=1
 fi
 cd "$root"
-lua5.4 /usr/bin/busted -o TAP spec 2>&1 | tee "$log"
+# --cpath: .busted's cpath (build/?.so) is searched before LUA_CPATH and would shadow $build
+lua5.4 /usr/bin/busted --cpath="$root/$build/?.so" -o TAP spec 2>&1 | tee "$log"
 status=$?
 # busted's exit code is lost in the pipe: recompute from the TAP lines
 passed=$(grep -c '^ok ' "$log")
