@@ -203,8 +203,9 @@ local function run(model, o, stage)
 
   local gen = opts.generator
   if gen ~= nil and not core.is_generator(gen) then error("train: opts.generator must be an oe.Generator", 3) end
-  if opts.seed ~= nil and math.type(opts.seed) ~= "integer" then error("train: opts.seed must be an integer", 3) end
-  gen = gen or core.generator(opts.seed) -- no seed: seeded by one draw of the global stream
+  local seed = opts.seed ~= nil and math.tointeger(opts.seed) or nil
+  if opts.seed ~= nil and not seed then error("train: opts.seed must be an integer, got " .. tostring(opts.seed), 3) end
+  gen = gen or core.generator(seed) -- no seed: seeded by one draw of the global stream
   local dir = opts.checkpoint_dir
   ensure_dir(dir)
   if dir then remove_stale_temporaries(dir) end
