@@ -1,0 +1,192 @@
+-- bench/frozen_bench.lua: the pretrained encoders at full size with random weights.
+--   ViT-B/16 forward, batch 8 at 224 (timm layout) against torchvision's vit_b_16, and the share
+--   of this machine's raw sgemm throughput it reaches; BERT-base forward, 64 x 32 tokens, against
+--   PyTorch's nn.TransformerEncoder fast path of the same shape; then, in a child process, peak
+--   RSS while embedding images (JPEG -> original preprocessing -> ViT) and captions (token ids ->
+--   BERT) with both models taken from one ~200 M-parameter file (the released OneEncoder file's
+--   size), and the images/s and captions/s of that run.
+-- Prints `name: value` (wall seconds, and process CPU seconds over every thread, the steadier
+-- figure on a shared machine). Usage: lua5.4 bench/frozen_bench.lua [threads]
+-- The PyTorch reference runs in the same run with the same thread count and the same
+-- OPENBLAS_CORETYPE as this process's OpenBLAS uses (oe.info().blas_core).
+package.path = "bench/?.lua;" .. package.path
+local oe = require "oneencoder"
+local core = oe.core
+local report = require("common").report
+
+local D, M = 768, 3072
+
+-- median wall and process CPU seconds (os.clock counts every thread) of fn over reps runs
+local function times(fn, reps)
+  fn()
+  local w, c = {}, {}
+  for i = 1, reps do
+    local t0, c0 = core.now(), os.clock()
+    fn()
+    w[i], c[i] = core.now() - t0, os.clock() - c0
+  end
+  table.sort(w); table.sort(c)
+  return w[(reps + 1) // 2], c[(reps + 1) // 2]
+end
+
+-- ---- the child: embed from the file, report throughput and peak RSS ----
+if arg[1] == "--child" then
+  local path, threads = arg[2], tonumber(arg[3])
+  oe.set_num_threads(threads)
+  local w = assert(core.frozen_open(path))
+  local vit = assert(oe.encoders.create("vit", { weights = w, prefix = "image_encoder.pretrained_vit." }))
+  local bert = assert(oe.encoders.create("bert", { weights = w, prefix = "text_encoder.pretrained_bert.", config = false }))
+  local jpg = "spec/fixtures/frozen/photo.jpg"
+  local paths = {}
+  for i = 1, 32 do paths[i] = jpg end
+  vit:encode_files({ jpg, jpg }, { batch = 8 })                        -- warm-up: pages, scratch
+  local t0 = core.now()
+  local f = vit:encode_files(paths, { batch = 8 })
+  local t_img = core.now() - t0
+  assert(core.shape(f)[1] == 32)
+  local ids = core.randint(1000, 30000, { 64, 32 }, "int64")
+  local mask = oe.ones({ 64, 32 }, "int64")
+  bert:encode({ input_ids = ids, attention_mask = mask })
+  t0 = core.now()
+  for _ = 1, 4 do bert:encode({ input_ids = ids, attention_mask = mask }) end
+  local t_txt = core.now() - t0
+  report("frozen_images_per_s", 32 / t_img, "%.2f")
+  report("frozen_captions_per_s", 256 / t_txt, "%.1f")
+  report("frozen_peak_rss_mb", core.peak_rss_mb(), "%.0f")
+  local info = core.frozen_info(w)
+  report("frozen_weights_inplace_tensors", info.inplace, "%d")
+  report("frozen_weights_converted_tensors", info.converted, "%d")
+  os.exit(0)
+end
+
+local threads = tonumber(arg and arg[1]) or 2
+oe.set_num_threads(threads)
+oe.manual_seed(0)
+local info = oe.info()
+report("threads", threads, "%d")
+print("cpu: " .. tostring(info.cpu) .. ", blas_core: " .. tostring(info.blas_core))
+
+-- ---- random weights: ViT-B/16 (timm) and BERT-base (HF) in one file ----
+local function lin(t, name, o, i, std)
+  t[name .. ".weight"] = oe.normal({ o, i }, 0, std or 0.02)
+  t[name .. ".bias"] = oe.zeros({ o })
+end
+local function ln(t, name, n)
+  t[name .. ".weight"] = oe.ones({ n })
+  t[name .. ".bias"] = oe.zeros({ n })
+end
+local t = {}
+local V = "image_encoder.pretrained_vit."
+t[V .. "cls_token"] = oe.normal({ 1, 1, D }, 0, 0.02)
+t[V .. "pos_embed"] = oe.normal({ 1, 197, D }, 0, 0.02)
+t[V .. "patch_embed.proj.weight"] = oe.normal({ D, 3, 16, 16 }, 0, 0.02)
+t[V .. "patch_embed.proj.bias"] = oe.zeros({ D })
+for i = 0, 11 do
+  local p = V .. "blocks." .. i .. "."
+  ln(t, p .. "norm1", D); ln(t, p .. "norm2", D)
+  lin(t, p .. "attn.qkv", 3 * D, D); lin(t, p .. "attn.proj", D, D)
+  lin(t, p .. "mlp.fc1", M, D); lin(t, p .. "mlp.fc2", D, M)
+end
+ln(t, V .. "norm", D)
+lin(t, V .. "head", 1000, D)
+local T = "text_encoder.pretrained_bert."
+t[T .. "embeddings.word_embeddings.weight"] = oe.normal({ 30522, D }, 0, 0.02)
+t[T .. "embeddings.position_embeddings.weight"] = oe.normal({ 512, D }, 0, 0.02)
+t[T .. "embeddings.token_type_embeddings.weight"] = oe.normal({ 2, D }, 0, 0.02)
+ln(t, T .. "embeddings.LayerNorm", D)
+for i = 0, 11 do
+  local p = T .. "encoder.layer." .. i .. "."
+  lin(t, p .. "attention.self.query", D, D); lin(t, p .. "attention.self.key", D, D)
+  lin(t, p .. "attention.self.value", D, D); lin(t, p .. "attention.output.dense", D, D)
+  ln(t, p .. "attention.output.LayerNorm", D)
+  lin(t, p .. "intermediate.dense", M, D); lin(t, p .. "output.dense", D, M)
+  ln(t, p .. "output.LayerNorm", D)
+end
+lin(t, T .. "pooler.dense", D, D)
+local nparams = 0
+for _, v in pairs(t) do nparams = nparams + core.numel(v) end
+local path = os.tmpname() .. ".safetensors"
+assert(oe.save(path, t))
+t = nil
+collectgarbage("collect")
+local fsize = core.fs_stat(path).size
+report("frozen_weights_million_params", nparams / 1e6, "%.1f")
+report("frozen_weights_file_mb", fsize / 2 ^ 20, "%.0f")
+
+-- ---- the reference, same threads and BLAS kernels ----
+local env = string.format("OPENBLAS_CORETYPE=%s OMP_NUM_THREADS=%d ", info.blas_core or "", threads)
+if not info.blas_core then env = string.format("OMP_NUM_THREADS=%d ", threads) end
+local torch = {}
+do
+  local ok = os.execute("/usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1")
+  if ok then
+    local p = io.popen(env .. "/usr/bin/python3 bench/frozen_torch.py " .. threads .. " 5 2>/dev/null")
+    for line in p:lines() do
+      local k, v = line:match("^([%w_]+):%s*([%d%.eE+-]+)")
+      if k then torch[k] = tonumber(v) end
+    end
+    p:close()
+  end
+end
+
+local w = assert(core.frozen_open(path))
+
+-- ---- ViT-B/16, batch 8 ----
+do
+  local vit = assert(oe.encoders.create("vit", { weights = w, prefix = V }))
+  local Bn, L = 8, 197
+  local x = oe.normal({ Bn, 3, 224, 224 }, 0, 1)
+  local flops = 2 * Bn * 196 * D * 3 * 256 + 12 * (2 * Bn * L * (3 * D * D + D * D + 2 * D * M) + 4 * Bn * L * L * D)
+  local s, cpu = times(function() vit:forward(x) end, 5)
+  local raw = core.sgemm_seconds(Bn * L, M, D, false, true, 5)
+  local raw_gflops = 2 * Bn * L * M * D / raw / 1e9
+  report("vit_b16_b8_seconds", s)
+  report("vit_b16_b8_cpu_seconds", cpu)
+  report("vit_b16_b8_gflops", flops / s / 1e9, "%.1f")
+  report("sgemm_1576x3072x768_gflops", raw_gflops, "%.1f")
+  report("vit_b16_share_of_sgemm_percent", 100 * (flops / s / 1e9) / raw_gflops, "%.1f")
+  if torch.torch_vit_b16_b8_seconds then
+    report("torch_vit_b16_b8_seconds", torch.torch_vit_b16_b8_seconds)
+    report("vit_b16_speedup_vs_torchvision", torch.torch_vit_b16_b8_seconds / s, "%.2f")
+    report("torch_vit_b16_b8_cpu_seconds", torch.torch_vit_b16_b8_cpu_seconds)
+    report("vit_b16_cpu_time_ratio_torchvision_over_ours", torch.torch_vit_b16_b8_cpu_seconds / cpu, "%.2f")
+  end
+end
+
+-- ---- BERT-base, 64 x 32 tokens ----
+do
+  local bert = assert(oe.encoders.create("bert", { weights = w, prefix = T, config = false }))
+  local Bn, L = 64, 32
+  local ids = core.randint(1000, 30000, { Bn, L }, "int64")
+  local mask = oe.ones({ Bn, L }, "int64")
+  local flops = 12 * (2 * Bn * L * (4 * D * D + 2 * D * M) + 4 * Bn * L * L * D)
+  local s, cpu = times(function() bert:forward(ids, mask) end, 5)
+  report("bert_base_b64x32_seconds", s)
+  report("bert_base_b64x32_cpu_seconds", cpu)
+  report("bert_base_b64x32_gflops", flops / s / 1e9, "%.1f")
+  if torch.torch_bert_base_b64x32_seconds then
+    report("torch_bert_base_b64x32_seconds", torch.torch_bert_base_b64x32_seconds)
+    report("bert_base_speedup_vs_torch_transformer", torch.torch_bert_base_b64x32_seconds / s, "%.2f")
+    report("torch_bert_base_b64x32_cpu_seconds", torch.torch_bert_base_b64x32_cpu_seconds)
+    report("bert_base_cpu_time_ratio_torch_over_ours", torch.torch_bert_base_b64x32_cpu_seconds / cpu, "%.2f")
+  end
+end
+w = nil
+collectgarbage("collect")
+
+-- ---- peak RSS in a child that only maps the file and embeds ----
+do
+  local p = io.popen(string.format("lua5.4 bench/frozen_bench.lua --child '%s' %d", path, threads))
+  local child = {}
+  for line in p:lines() do
+    print(line)
+    local k, v = line:match("^([%w_]+):%s*([%d%.eE+-]+)")
+    if k then child[k] = tonumber(v) end
+  end
+  p:close()
+  if child.frozen_peak_rss_mb then
+    report("frozen_rss_budget_mb", fsize / 2 ^ 20 + 400, "%.0f")
+    report("frozen_peak_rss_over_weights_mb", child.frozen_peak_rss_mb - fsize / 2 ^ 20, "%.0f")
+  end
+end
+os.remove(path)
