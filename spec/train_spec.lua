@@ -324,8 +324,8 @@ describe("trainers", function()
     -- a line written after the last checkpoint (killed between the two): the resume must drop it
     local f = assert(io.open(log, "a")); f:write('{"epoch":3,"stage":"lost"}\n'); f:close()
     assert.are.same({ 1, 2, 3 }, epochs_logged())
-    -- a kill during any write to the log (or a file beside it) while the resume trims it
-    -- (core.write_file_atomic, where the core has it, is killed before its rename)
+    -- a kill during any write to the log (or a file beside it) while the resume trims it:
+    -- io.open'ed writes die at their first write, core.write_file_atomic before its rename
     local real_open, real_atomic = io.open, core.write_file_atomic
     if real_atomic then core.write_file_atomic = function(path) error("killed while writing " .. path) end end
     io.open = function(path, mode, ...)

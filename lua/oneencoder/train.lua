@@ -108,23 +108,11 @@ local function remove_stale_temporaries(dir)
   end
 end
 
--- write_file_atomic(path, bytes): core.write_file_atomic when the core has it; else
--- (until it lands) a temporary file in the same folder renamed over path, so that a
--- kill at any moment leaves either the old or the new content
+-- write_file_atomic(path, bytes): temporary file, fsync, rename (core/atomic_write), so that
+-- a kill at any moment leaves either the old or the new content
 local function write_file_atomic(path, bytes)
-  if core.write_file_atomic then
-    local ok, err = core.write_file_atomic(path, bytes)
-    if not ok then error("train: writing " .. path .. " failed: " .. tostring(err), 0) end
-    return
-  end
-  local tmp = string.format("%s.tmp.%08x", path, math.random(0, 0x7fffffff))
-  local f, err = io.open(tmp, "wb")
-  if not f then error("train: writing " .. path .. " failed: " .. tostring(err), 0) end
-  local ok, werr = f:write(bytes)
-  local cok, cerr = f:close()
-  if not ok or not cok then os.remove(tmp); error("train: writing " .. tmp .. " failed: " .. tostring(werr or cerr), 0) end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then os.remove(tmp); error("train: renaming " .. tmp .. " failed: " .. tostring(rerr), 0) end
+  local ok, err = core.write_file_atomic(path, bytes)
+  if not ok then error("train: " .. tostring(err), 0) end
 end
 
 -- keep_finished_epochs(log_path, epoch): on resume, drop the log lines of epochs after
