@@ -6,6 +6,7 @@
  * failed allocation is an error with nothing computed, never a skipped head. */
 #include "ops.h"
 #include "../core/util.h"
+#include "../core/cpu.h"
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ static int take_scratch(const oe_attn_args *a, size_t n, float **buf, float **ow
   return OE_OK;
 }
 
+OE_SIMD_CLONES
 int oe_attention_forward(oe_attn_args *a, oe_rng *r, oe_err *e) {
   const int64_t B = a->B, L = a->L, S = a->S, H = a->H, hd = a->hd, D = H * hd;
   const float scale = 1.0f / sqrtf((float)hd);
@@ -78,6 +80,7 @@ int oe_attention_forward(oe_attn_args *a, oe_rng *r, oe_err *e) {
   return OE_OK;
 }
 
+OE_SIMD_CLONES
 int oe_attention_backward(oe_attn_args *a, oe_err *e) {
   const int64_t B = a->B, L = a->L, S = a->S, H = a->H, hd = a->hd, D = H * hd;
   const float scale = 1.0f / sqrtf((float)hd);
