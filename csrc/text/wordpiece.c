@@ -12,8 +12,6 @@
 #include "bert_chars.h"
 #include "wordpiece_internal.h"
 
-enum { C_REMOVED = 1, C_SPACE = 2, C_PUNCT = 4, C_CASED = 8, C_IGNORABLE = 16 };
-
 typedef struct {
   const oe_wordpiece *wp;
   const unsigned char *text;
@@ -22,7 +20,7 @@ typedef struct {
   size_t limit; /* stop once out->n reaches it */
   int full, nomem;
   int lower, strip, cjk, sigma, literals;
-  uint8_t ascii[128]; /* C_* flags of the ASCII characters */
+  const uint8_t *ascii; /* OE_WP_* classes of the ASCII characters */
   /* the word being built: nchars code points, UTF-8 in wb, char i at
    * wb[coff[i] .. coff[i+1]), combining class ccc[i] */
   char *wb;
@@ -100,27 +98,21 @@ static int at_literal(const wp_run *r, size_t pos) { return r->literals && r->wp
 
 /* ---- WordPiece ---- */
 
+/* greedy longest match over the word's bytes: tokens are whole UTF-8
+ * characters, so a match always ends on a character boundary */
 static void wordpiece(wp_run *r) {
   const oe_wordpiece *wp = r->wp;
-  int n = r->nchars, np = 0, start = 0;
-  while (start < n) {
-    size_t maxb = start ? wp->max_cont_bytes : wp->max_word_bytes;
-    int end = n;
-    while (end > start && r->coff[end] - r->coff[start] > maxb) end--;
+  size_t n = r->coff[r->nchars], pos = 0;
+  int np = 0;
+  while (pos < n) {
     int32_t id = -1;
-    const char *s = r->wb + r->coff[start];
-    for (; end > start; end--) {
-      size_t bl = r->coff[end] - r->coff[start];
-      if (start) id = oe_wp_lookup(wp, oe_wp_hash_bytes(wp->prefix_hash, s, bl), wp->prefix, wp->prefix_len, s, bl);
-      else id = oe_wp_lookup(wp, oe_wp_hash_bytes(oe_wp_hash_init(), s, bl), "", 0, s, bl);
-      if (id >= 0) break;
-    }
-    if (id < 0) {
+    size_t l = oe_wp_trie_longest(pos ? &wp->cont_trie : &wp->word_trie, r->wb + pos, n - pos, &id);
+    if (l == 0) {
       push(r, wp->special[OE_WP_UNK]);
       return;
     }
     r->pieces[np++] = id;
-    start = end;
+    pos += l;
   }
   for (int i = 0; i < np; i++) push(r, r->pieces[i]);
 }
@@ -162,7 +154,7 @@ static void append_char(wp_run *r, uint32_t cp, int cc, int reorder) {
 
 /* a normalized code point: punctuation is a word of its own */
 static void emit_char(wp_run *r, uint32_t c, int cc) {
-  int punct = c < 0x80 ? (r->ascii[c] & C_PUNCT) : oe_bert_is_punctuation(c);
+  int punct = c < 0x80 ? (r->ascii[c] & OE_WP_PUNCT) : oe_bert_is_punctuation(c);
   if (punct) {
     finish_word(r);
     append_char(r, c, 0, 0);
@@ -224,14 +216,6 @@ static void put_cleaned(wp_run *r, uint32_t cp, size_t next) {
   if (cp == 0x130) put_lowered(r, 0x307);
 }
 
-static void init_ascii(wp_run *r) {
-  for (uint32_t c = 0; c < 128; c++) {
-    r->ascii[c] = (uint8_t)((oe_bert_is_removed(c) ? C_REMOVED : 0) | (oe_bert_is_whitespace(c) ? C_SPACE : 0) |
-                            (oe_bert_is_punctuation(c) ? C_PUNCT : 0) | (oe_unicode_is_cased(c) ? C_CASED : 0) |
-                            (oe_unicode_is_case_ignorable(c) ? C_IGNORABLE : 0));
-  }
-}
-
 int oe_wordpiece_encode(const oe_wordpiece *wp, const char *text, size_t len, size_t max_ids, oe_wp_ids *out,
                         oe_err *e) {
   wp_run r;
@@ -248,17 +232,20 @@ int oe_wordpiece_encode(const oe_wordpiece *wp, const char *text, size_t len, si
   r.sigma = wp->o.lowercase && wp->o.final_sigma;
   r.literals = !wp->o.split_special_tokens && wp->n_literals > 0;
   r.maxc = wp->o.max_chars_per_word;
-  init_ascii(&r);
+  r.ascii = wp->ascii;
+  /* the word buffers: on the stack for the usual max_chars_per_word */
   size_t mc = (size_t)r.maxc;
-  r.wb = malloc(4 * mc + 8);
-  r.coff = malloc((mc + 2) * sizeof *r.coff);
-  r.ccc = malloc(mc + 1);
-  r.pieces = malloc((mc + 1) * sizeof *r.pieces);
+  size_t n_coff = (mc + 2) * sizeof *r.coff, n_pieces = (mc + 1) * sizeof *r.pieces, n_wb = 4 * mc + 8;
+  size_t need = n_coff + n_pieces + n_wb + mc + 1;
+  _Alignas(16) char stack_buf[4096];
+  char *heap = NULL, *buf = stack_buf;
+  if (need > sizeof stack_buf && !(buf = heap = malloc(need)))
+    return oe_fail(e, OE_ENOMEM, "wordpiece: out of memory for a word buffer of %d characters", r.maxc);
+  r.coff = (size_t *)buf;
+  r.pieces = (int32_t *)(buf + n_coff);
+  r.wb = buf + n_coff + n_pieces;
+  r.ccc = (uint8_t *)(r.wb + n_wb);
   int rc = OE_OK;
-  if (!r.wb || !r.coff || !r.ccc || !r.pieces) {
-    rc = oe_fail(e, OE_ENOMEM, "wordpiece: out of memory for a word buffer of %d characters", r.maxc);
-    goto done;
-  }
   r.coff[0] = 0;
   size_t pos = 0;
   while (pos < len && !r.full) {
@@ -277,15 +264,15 @@ int oe_wordpiece_encode(const oe_wordpiece *wp, const char *text, size_t len, si
     if (b < 0x80) { /* ASCII: no decomposition, no CJK */
       unsigned f = r.ascii[b];
       pos++;
-      if (f & C_REMOVED) continue;
-      if (f & C_SPACE) {
+      if (f & OE_WP_REMOVED) continue;
+      if (f & OE_WP_SPACE) {
         finish_word(&r);
         r.prev_cased = 0;
         continue;
       }
-      if (r.sigma && !(f & C_IGNORABLE)) r.prev_cased = (f & C_CASED) != 0;
+      if (r.sigma && !(f & OE_WP_IGNORABLE)) r.prev_cased = (f & OE_WP_CASED) != 0;
       uint32_t c = r.lower && b >= 'A' && b <= 'Z' ? b + 32 : b;
-      if (f & C_PUNCT) {
+      if (f & OE_WP_PUNCT) {
         finish_word(&r);
         append_char(&r, c, 0, 0);
         finish_word(&r);
@@ -312,10 +299,6 @@ int oe_wordpiece_encode(const oe_wordpiece *wp, const char *text, size_t len, si
   }
   finish_word(&r);
   if (r.nomem) rc = oe_fail(e, OE_ENOMEM, "wordpiece: out of memory for %zu ids", out->n);
-done:
-  free(r.wb);
-  free(r.coff);
-  free(r.ccc);
-  free(r.pieces);
+  free(heap);
   return rc;
 }

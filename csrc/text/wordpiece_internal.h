@@ -3,6 +3,7 @@
 #ifndef OE_WORDPIECE_INTERNAL_H
 #define OE_WORDPIECE_INTERNAL_H
 #include "wordpiece.h"
+#include "wordpiece_trie.h"
 
 typedef struct {
   const char *s; /* points into the vocabulary blob */
@@ -10,22 +11,35 @@ typedef struct {
   int32_t id;
 } oe_wp_literal;
 
+/* A hash table entry: tokens of up to OE_WP_INLINE bytes are compared here
+ * without touching the blob (one cache line holds four entries). */
+#define OE_WP_INLINE 7
+typedef struct {
+  uint32_t hash;
+  int32_t id;
+  uint8_t len;               /* token bytes, 255 for 255 and more */
+  char bytes[OE_WP_INLINE];  /* the token when len <= OE_WP_INLINE */
+} oe_wp_slot;
+
+/* character classes of the ASCII range, from bert_chars (set at load) */
+enum { OE_WP_REMOVED = 1, OE_WP_SPACE = 2, OE_WP_PUNCT = 4, OE_WP_CASED = 8, OE_WP_IGNORABLE = 16 };
+
 struct oe_wordpiece {
   int32_t n;          /* tokens; ids 0 .. n-1 */
   char *blob;         /* the tokens, each NUL-terminated */
   size_t *off;        /* n + 1 offsets into blob; token i is blob + off[i], off[i+1] - off[i] - 1 bytes */
-  int32_t *slots;     /* open-addressing hash table of ids (-1: empty) */
-  uint32_t *slot_hash;
+  oe_wp_slot *slots; /* open-addressing hash table (id -1: empty) */
   size_t mask;        /* slots - 1 (a power of two minus one) */
-  size_t max_word_bytes, max_cont_bytes; /* longest word-initial token; longest continuation after the prefix */
+  oe_wp_trie word_trie; /* every token: the first piece of a word */
+  oe_wp_trie cont_trie; /* tokens that start with the prefix, keyed without it: the next pieces */
   char prefix[32];    /* continuation prefix, "##" */
   size_t prefix_len;
-  uint32_t prefix_hash; /* hash state after the prefix */
   int32_t special[5]; /* oe_wp_special -> id */
   oe_wp_literal *literals; /* special tokens matched in the raw text, longest first */
   int n_literals;
   uint8_t literal_first[256]; /* 1 when some literal starts with this byte */
   oe_wordpiece_opts o; /* resolved */
+  uint8_t ascii[128];   /* OE_WP_* classes */
 };
 
 uint32_t oe_wp_hash_init(void);

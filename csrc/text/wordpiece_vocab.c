@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include "../core/util.h"
 #include "../io/json.h" /* oe_utf8_valid */
+#include "bert_chars.h"
 #include "wordpiece_internal.h"
 
 
@@ -25,12 +26,15 @@ uint32_t oe_wp_hash_bytes(uint32_t h, const char *s, size_t n) {
 static size_t tok_len(const oe_wordpiece *wp, int32_t id) { return wp->off[id + 1] - wp->off[id] - 1; }
 
 int32_t oe_wp_lookup(const oe_wordpiece *wp, uint32_t h, const char *prefix, size_t np, const char *s, size_t n) {
+  size_t total = np + n;
+  uint8_t l8 = total < 255 ? (uint8_t)total : 255;
   for (size_t i = h & wp->mask;; i = (i + 1) & wp->mask) {
-    int32_t id = wp->slots[i];
-    if (id < 0) return -1;
-    if (wp->slot_hash[i] != h || tok_len(wp, id) != np + n) continue;
-    const char *t = wp->blob + wp->off[id];
-    if (memcmp(t, prefix, np) == 0 && memcmp(t + np, s, n) == 0) return id;
+    const oe_wp_slot *sl = &wp->slots[i];
+    if (sl->id < 0) return -1;
+    if (sl->hash != h || sl->len != l8) continue;
+    const char *t = total <= OE_WP_INLINE ? sl->bytes : wp->blob + wp->off[sl->id];
+    if (total >= 255 && tok_len(wp, sl->id) != total) continue;
+    if (memcmp(t, prefix, np) == 0 && memcmp(t + np, s, n) == 0) return sl->id;
   }
 }
 
@@ -53,7 +57,8 @@ void oe_wordpiece_free(oe_wordpiece *wp) {
   free(wp->blob);
   free(wp->off);
   free(wp->slots);
-  free(wp->slot_hash);
+  oe_wp_trie_free(&wp->word_trie);
+  oe_wp_trie_free(&wp->cont_trie);
   free(wp->literals);
   free(wp);
 }
@@ -65,31 +70,67 @@ static int build_table(oe_wordpiece *wp, const char *name, int is_json, oe_err *
   size_t cap = 16;
   while (cap < (size_t)wp->n * 2) cap <<= 1;
   wp->slots = malloc(cap * sizeof *wp->slots);
-  wp->slot_hash = malloc(cap * sizeof *wp->slot_hash);
-  if (!wp->slots || !wp->slot_hash) return oe_fail_path(e, OE_ENOMEM, name, "out of memory for %d tokens", (int)wp->n);
-  memset(wp->slots, 0xff, cap * sizeof *wp->slots);
+  if (!wp->slots) return oe_fail_path(e, OE_ENOMEM, name, "out of memory for %d tokens", (int)wp->n);
+  for (size_t i = 0; i < cap; i++) wp->slots[i].id = -1;
   wp->mask = cap - 1;
   for (int32_t id = 0; id < wp->n; id++) {
     const char *t = wp->blob + wp->off[id];
     size_t len = tok_len(wp, id);
     uint32_t h = oe_wp_hash_bytes(oe_wp_hash_init(), t, len);
+    int32_t other = oe_wp_lookup(wp, h, "", 0, t, len);
+    if (other >= 0) {
+      if (is_json) return oe_fail_path(e, OE_EIO, name, "ids %d and %d have the same token \"%s\"", (int)other, (int)id, t);
+      return oe_fail_path(e, OE_EIO, name, "line %d repeats line %d (\"%s\")", (int)id + 1, (int)other + 1, t);
+    }
     size_t i = h & wp->mask;
-    for (;; i = (i + 1) & wp->mask) {
-      int32_t other = wp->slots[i];
-      if (other < 0) break;
-      if (wp->slot_hash[i] == h && tok_len(wp, other) == len && memcmp(wp->blob + wp->off[other], t, len) == 0) {
-        if (is_json) return oe_fail_path(e, OE_EIO, name, "ids %d and %d have the same token \"%s\"", (int)other, (int)id, t);
-        return oe_fail_path(e, OE_EIO, name, "line %d repeats line %d (\"%s\")", (int)id + 1, (int)other + 1, t);
-      }
-    }
-    wp->slots[i] = id;
-    wp->slot_hash[i] = h;
-    if (len > wp->prefix_len && memcmp(t, wp->prefix, wp->prefix_len) == 0) {
-      if (len - wp->prefix_len > wp->max_cont_bytes) wp->max_cont_bytes = len - wp->prefix_len;
-    }
-    if (len > wp->max_word_bytes) wp->max_word_bytes = len;
+    while (wp->slots[i].id >= 0) i = (i + 1) & wp->mask;
+    oe_wp_slot *sl = &wp->slots[i];
+    sl->hash = h;
+    sl->id = id;
+    sl->len = len < 255 ? (uint8_t)len : 255;
+    memset(sl->bytes, 0, sizeof sl->bytes);
+    if (len <= OE_WP_INLINE) memcpy(sl->bytes, t, len);
   }
   return OE_OK;
+}
+
+/* the two tries of the greedy match */
+static int build_tries(oe_wordpiece *wp, const char *name, oe_err *e) {
+  if (wp->n <= 0) return oe_fail_path(e, OE_EIO, name, "empty vocabulary");
+  size_t n = (size_t)wp->n, nc = 0;
+  const char **keys = malloc(n * sizeof *keys);
+  size_t *lens = malloc(n * sizeof *lens);
+  int32_t *ids = malloc(n * sizeof *ids);
+  int rc = OE_OK;
+  if (!keys || !lens || !ids) {
+    rc = oe_fail_path(e, OE_ENOMEM, name, "out of memory for the token tries");
+    goto done;
+  }
+  for (int32_t id = 0; id < wp->n; id++) {
+    keys[id] = wp->blob + wp->off[id];
+    lens[id] = tok_len(wp, id);
+    ids[id] = id;
+  }
+  if (oe_wp_trie_build(&wp->word_trie, n, keys, lens, ids)) {
+    rc = oe_fail_path(e, OE_ENOMEM, name, "out of memory for the token tries");
+    goto done;
+  }
+  for (int32_t id = 0; id < wp->n; id++) {
+    const char *t = wp->blob + wp->off[id];
+    size_t len = tok_len(wp, id);
+    if (len > wp->prefix_len && memcmp(t, wp->prefix, wp->prefix_len) == 0) {
+      keys[nc] = t + wp->prefix_len;
+      lens[nc] = len - wp->prefix_len;
+      ids[nc++] = id;
+    }
+  }
+  if (oe_wp_trie_build(&wp->cont_trie, nc, keys, lens, ids))
+    rc = oe_fail_path(e, OE_ENOMEM, name, "out of memory for the token tries");
+done:
+  free(keys);
+  free(lens);
+  free(ids);
+  return rc;
 }
 
 static int find_specials(oe_wordpiece *wp, const char *name, const char *unk, oe_err *e) {
@@ -133,8 +174,8 @@ int oe_wp_sort_literals(oe_wordpiece *wp) {
 int oe_wp_finish(oe_wordpiece *wp, const char *name, int is_json, const char *unk, const oe_wordpiece_opts *file_opts,
                  const oe_wordpiece_opts *user, int literals_from_specials, oe_err *e) {
   if (wp->n == 0) return oe_fail_path(e, OE_EIO, name, "empty vocabulary");
-  wp->prefix_hash = oe_wp_hash_bytes(oe_wp_hash_init(), wp->prefix, wp->prefix_len);
   int rc = build_table(wp, name, is_json, e);
+  if (!rc) rc = build_tries(wp, name, e);
   if (rc) return rc;
   if ((rc = find_specials(wp, name, unk, e))) return rc;
   if (literals_from_specials)
@@ -156,6 +197,10 @@ int oe_wp_finish(oe_wordpiece *wp, const char *name, int is_json, const char *un
   if (o.max_chars_per_word < 1 || o.max_chars_per_word > OE_WP_MAX_WORD_CHARS)
     return oe_fail(e, OE_EINVAL, "max_chars_per_word must be 1 .. %d, got %d", OE_WP_MAX_WORD_CHARS, o.max_chars_per_word);
   wp->o = o;
+  for (uint32_t c = 0; c < 128; c++)
+    wp->ascii[c] = (uint8_t)((oe_bert_is_removed(c) ? OE_WP_REMOVED : 0) | (oe_bert_is_whitespace(c) ? OE_WP_SPACE : 0) |
+                             (oe_bert_is_punctuation(c) ? OE_WP_PUNCT : 0) | (oe_unicode_is_cased(c) ? OE_WP_CASED : 0) |
+                             (oe_unicode_is_case_ignorable(c) ? OE_WP_IGNORABLE : 0));
   return OE_OK;
 }
 
