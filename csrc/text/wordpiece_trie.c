@@ -69,6 +69,11 @@ int oe_wp_trie_build(oe_wp_trie *t, size_t n, const char *const *keys, const siz
   qsort(e, n, sizeof *e, by_bytes);
   builder b = {t, e, 0, 0};
   build(&b, 0, n, 0);
+  /* keep only what was used (shared prefixes make it well below the bound) */
+  oe_wp_node *nodes = realloc(t->nodes, (size_t)b.n_nodes * sizeof *t->nodes);
+  if (nodes) t->nodes = nodes;
+  oe_wp_edge *edges = realloc(t->edges, (size_t)(b.n_edges ? b.n_edges : 1) * sizeof *t->edges);
+  if (edges) t->edges = edges;
   const oe_wp_node *root = &t->nodes[0];
   for (uint32_t k = 0; k < root->n; k++) t->root[t->edges[root->edges + k].byte] = t->edges[root->edges + k].child;
   free(e);
