@@ -461,6 +461,8 @@ static int check_file(const char *path, const void *bytes, size_t nbytes, oe_err
   struct stat sb;
   if (stat(path, &sb) != 0) return fail(e, OE_EIO, path, "%s", strerror(errno));
   if (S_ISDIR(sb.st_mode)) return fail(e, OE_EIO, path, "is a directory");
+  char special[200]; /* a pipe or a device: refused, never opened (it could block) */
+  if (oe_refuse_special_file(path, special, sizeof special)) return fail(e, OE_EIO, path, "%s", special);
   if (sb.st_size == 0) return fail(e, OE_EIO, path, "empty file (0 bytes)");
   return OE_OK;
 }

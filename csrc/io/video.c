@@ -67,6 +67,8 @@ static int vopen(vctx *v, const char *path, int64_t max_pixels, int64_t max_pack
   struct stat sb;
   if (stat(path, &sb) != 0) return fail(e, OE_EIO, path, "%s", strerror(errno));
   if (S_ISDIR(sb.st_mode)) return fail(e, OE_EIO, path, "is a directory");
+  char special[200]; /* a pipe or a device: refused, never opened (it could block) */
+  if (oe_refuse_special_file(path, special, sizeof special)) return fail(e, OE_EIO, path, "%s", special);
   if (sb.st_size == 0) return fail(e, OE_EIO, path, "empty file (0 bytes)");
   char why[300];
   if (oe_av_open(&v->in, path, NULL, 0, why, sizeof why) < 0)
