@@ -11,7 +11,8 @@ OE_SIMD_CLONES
 void oe_reduce_f32(oe_redop op, const float *x, int64_t outer, int64_t n, int64_t inner, float *out, int64_t *idx) {
   const int64_t CB = 256;
   int64_t nblk = (inner + CB - 1) / CB;
-#pragma omp parallel for schedule(static) if (outer * n * inner > 65536)
+  /* one block (a bias gradient: outer 1, inner <= 256) gains nothing from a parallel region */
+#pragma omp parallel for schedule(static) if (outer * nblk > 1 && outer * n * inner > 65536)
   for (int64_t ob = 0; ob < outer * nblk; ob++) {
     int64_t o = ob / nblk, i0 = (ob % nblk) * CB, i1 = i0 + CB < inner ? i0 + CB : inner;
     const float *base = x + o * n * inner;
