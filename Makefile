@@ -75,6 +75,7 @@ sanitize: deps
 # figures as "name: value", the CPU and the BLAS kernels first so machines are never mixed
 bench: deps-lib
 	@sh scripts/install-deps.sh bench
+	@sh scripts/fetch-vocab.sh
 	@$(MAKE) --no-print-directory all
 	@$(LUA) bench/machine.lua
 	@for f in $(filter-out bench/common.lua bench/machine.lua,$(wildcard bench/*.lua)); do echo "# $$f"; $(LUA) $$f || exit 1; done

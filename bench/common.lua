@@ -20,11 +20,14 @@ function B.report(name, value, fmt)
   print(string.format("%s: " .. (fmt or "%.4g"), name, value))
 end
 
--- run a python script with Debian's torch when available; returns its "name: value" lines as a table
+-- run a python script with Debian's torch when available; returns its "name: value" lines as a
+-- table. The reference gets the BLAS kernels this process runs (OPENBLAS_CORETYPE = ours), so both
+-- sides multiply with the same kernels.
 function B.python(script, args)
   local ok = os.execute("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1")
   if not ok then return nil end
-  local p = io.popen("/usr/bin/python3 " .. script .. " " .. (args or "") .. " 2>/dev/null")
+  local core_name = core.info().blas_core
+  local p = io.popen(string.format("OPENBLAS_CORETYPE=%s /usr/bin/python3 %s %s 2>/dev/null", core_name, script, args or ""))
   local out = {}
   for line in p:lines() do
     local k, v = line:match("^([%w_]+):%s*([%d%.eE+-]+)")
@@ -32,6 +35,35 @@ function B.python(script, args)
   end
   p:close()
   return out
+end
+
+-- interleaved(ours, reference, rounds): the machine is shared and noisy, so alternate
+-- `rounds` times between ours() (returns a list of seconds) and reference() (a list too, or
+-- nil when unavailable); returns the medians of all samples of each (reference nil if none)
+function B.interleaved(ours, reference, rounds)
+  local a, b = {}, {}
+  for _ = 1, rounds or 3 do
+    for _, t in ipairs(ours()) do a[#a + 1] = t end
+    local r = reference and reference()
+    if r then for _, t in ipairs(r) do b[#b + 1] = t end end
+  end
+  local function median(t)
+    if #t == 0 then return nil end
+    table.sort(t)
+    return #t % 2 == 1 and t[(#t + 1) // 2] or (t[#t // 2] + t[#t // 2 + 1]) / 2
+  end
+  return median(a), median(b), #a, #b
+end
+
+-- samples(fn, n): n timed runs of fn (no warm-up), as a list of seconds
+function B.samples(fn, n)
+  local t = {}
+  for i = 1, n do
+    local t0 = core.now()
+    fn()
+    t[i] = core.now() - t0
+  end
+  return t
 end
 
 return B

@@ -54,9 +54,23 @@ local function step()
 end
 local tok = Bn * L
 local fwd_flops = tok * 2 * (d * 3 * d + d * d + 2 * d * ff) + Bn * 4 * 2 * L * L * (d // 4)
-local t_layer = B.median_time(step, 5)
+step() -- warm-up
+local t_layer, t_torch = B.interleaved(function()
+  local s = B.samples(step, 3)
+  table.sort(s)
+  return { s[2] }
+end, function()
+  local r = B.python("bench/transformer_torch.py", threads .. " 3")
+  return r and r.torch_layer_fwd_bwd_seconds and { r.torch_layer_fwd_bwd_seconds } or nil
+end, 3)
 B.report("transformer_layer_fwd_bwd_seconds", t_layer)
 B.report("transformer_layer_fwd_bwd_gflops", 3 * fwd_flops / t_layer / 1e9, "%.1f")
+if t_torch then
+  B.report("torch_layer_fwd_bwd_seconds", t_torch)
+  B.report("transformer_speedup_vs_torch", t_torch / t_layer, "%.2f")
+else
+  print("torch_layer_fwd_bwd_seconds: unavailable (/usr/bin/python3 has no torch)")
+end
 
 -- 3. share of the step spent outside C kernels: wrap every core function with a timer
 local inside = 0
@@ -78,11 +92,4 @@ local total = core.now() - t0
 for k, f in pairs(wrapped) do core[k] = f end
 B.report("transformer_layer_lua_share_percent", 100 * (total - inside) / total, "%.2f")
 
-local torch = B.python("bench/transformer_torch.py", tostring(threads))
-if torch and torch.torch_layer_fwd_bwd_seconds then
-  B.report("torch_layer_fwd_bwd_seconds", torch.torch_layer_fwd_bwd_seconds)
-  B.report("speedup_vs_torch", torch.torch_layer_fwd_bwd_seconds / t_layer, "%.2f")
-else
-  print("torch_layer_fwd_bwd_seconds: unavailable (/usr/bin/python3 has no torch)")
-end
 B.report("peak_rss_mb", core.peak_rss_mb(), "%.0f")

@@ -1,6 +1,6 @@
 """PyTorch side of the step-1 training-step benchmark (issue 3, Performance).
 
-    /usr/bin/python3 bench/oneencoder_step_torch.py [threads]   (default 2)
+    /usr/bin/python3 bench/oneencoder_step_torch.py [threads] [steps]   (default 2, 5)
 
 One step-1 training step of the PyTorch mirror (tools/oneencoder_mirror.py):
 B = 64 pairs, image features (64, 197, 768), text features (64, 32, 768),
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import oneencoder_mirror as M  # noqa: E402
 
 B, L_IMAGE, L_TEXT, D_IN, D = 64, 197, 32, 768, 256
-WARMUP, TIMED = 1, 5
+WARMUP, TIMED = 1, int(sys.argv[2]) if len(sys.argv) > 2 else 5
 
 
 def main():

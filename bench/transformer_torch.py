@@ -19,7 +19,7 @@ def step():
 
 step()
 ts = []
-for _ in range(5):
+for _ in range(int(sys.argv[2]) if len(sys.argv) > 2 else 5):
     t0 = time.perf_counter()
     step()
     ts.append(time.perf_counter() - t0)

