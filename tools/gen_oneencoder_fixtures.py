@@ -1,6 +1,6 @@
 """Write the OneEncoder PyTorch-mirror fixtures into spec/fixtures/oneencoder/.
 
-    /usr/bin/python3 tools/gen_oneencoder_fixtures.py [outdir]
+    /usr/bin/python3 tools/gen_oneencoder_fixtures.py [outdir] [--only=training|fusions]
 
 See spec/fixtures/oneencoder/README.md for every file, tensor and tolerance.
 Summary:
@@ -21,6 +21,10 @@ Summary:
   * the reference numbers are computed in float64 from the float32 weights and
     features; a float32 PyTorch run is compared against them and the observed
     deviations are printed (and recorded in the metadata as strings).
+  * fusions (fusion_<f>_*.safetensors): for each of the original's fusions
+    (addition, multiplication, concatenation with 15-row tokens, scaled dot
+    product) a step-1 state dict and the new parts of a step-2 one in the
+    original layout, features and the embeddings they give (no training).
 """
 import copy
 import math
@@ -35,7 +39,9 @@ sys.path.insert(0, HERE)
 import oneencoder_mirror as M  # noqa: E402
 import st  # noqa: E402
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "spec", "fixtures", "oneencoder")
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--only=")]
+ONLY = ([a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")] or ["all"])[0]
+OUT = ARGS[0] if ARGS else os.path.join(HERE, "..", "spec", "fixtures", "oneencoder")
 
 STEPS = 20
 LR, WD = 1e-3, 1e-3
@@ -381,9 +387,74 @@ def main():
                     for j in (0, 1, N_BATCHES - 1):
                         out["features_head.%s.%d" % (m, j)] = feats[m][j].reshape(-1)[:16].copy()
                 st.save(p(step + "_expected"), out, meta)
-    total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
-    print("wrote %s: %d bytes total" % (OUT, total))
+
+
+# ---------------------------------------------------------------- fusion fixtures
+# One small config per fusion; distinct input dims per modality so a swapped head shows.
+FUSION_CFG = dict(d=16, heads=4, ff=40, din={"image": 24, "text": 20, "audio": 12}, B=3,
+                  L={"image": 5, "text": 4, "audio": 6})
+FUSION_LAYERS = {"addition": 1, "multiplication": 2, "concatenation": 1, "scaled_dot_product": 2}
+FUSION_TOKENS = {"addition": 1, "multiplication": 1, "concatenation": 15, "scaled_dot_product": 1}
+
+
+def embed_all(m1, m2, feats, dtype):
+    """(image, text, audio, anchor text through the step-2 model) embeddings in dtype."""
+    m1 = copy.deepcopy(m1).to(dtype)
+    m2 = copy.deepcopy(m2).to(dtype)
+    for m in (m1, m2):
+        M.set_dropout(m, 0.0)
+        m.train()   # dropout p = 0 and never PyTorch's inference fast path
+    with torch.no_grad():
+        f = {k: torch.from_numpy(v).to(dtype) for k, v in feats.items()}
+        return {"image_embeddings": m1.encode("image", f["image"]),
+                "text_embeddings": m1.encode("text", f["text"]),
+                "audio_embeddings": m2.encode_new(f["audio"]),
+                "step2_text_embeddings": m2.encode_anchor("text", f["text"])}
+
+
+def fusion_fixtures():
+    c = FUSION_CFG
+    d = c["d"]
+    for k, fusion in enumerate(("addition", "multiplication", "concatenation", "scaled_dot_product")):
+        torch.manual_seed(2000 + k)
+        ts, layers = FUSION_TOKENS[fusion], FUSION_LAYERS[fusion]
+        m1 = M.Step1Model(d=d, input_dims=(c["din"]["image"], c["din"]["text"]), num_head=c["heads"],
+                          num_layers=layers, dim_feedforward=c["ff"], dropout=0.1,
+                          fusion=fusion, token_size=ts)
+        perturb_small(m1, torch.Generator().manual_seed(300 + k))
+        m2 = M.Step2Model(copy.deepcopy(m1), "audio", c["din"]["audio"], d, dropout=0.1, token_size=ts)
+        new_part = lambda n: not n.startswith("text_image_encoder.")  # noqa: E731
+        perturb_small(m2, torch.Generator().manual_seed(400 + k), only=new_part)
+        feats = {m: hash_features(k, m, c["B"], c["L"][m], c["din"][m]) for m in ("image", "text", "audio")}
+        ref = embed_all(m1, m2, feats, torch.float64)
+        f32 = embed_all(m1, m2, feats, torch.float32)
+        dev = max(rel_err(f32[n], ref[n]) for n in ref)
+        assert torch.allclose(ref["text_embeddings"], ref["step2_text_embeddings"])
+        meta = {"fusion": fusion, "d": d, "heads": c["heads"], "ff": c["ff"], "layers": layers,
+                "token_size": ts, "input_dims": "image %d, text %d, audio %d" % (
+                    c["din"]["image"], c["din"]["text"], c["din"]["audio"]),
+                "pooling": "original (mean over all positions)", "dropout": "0 in the embeddings",
+                "features": FEATURE_FORMULA + " (j = %d; D, L per modality)" % k,
+                "reference_dtype": "float64 run from float32 weights and features",
+                "observed_f32_torch_vs_ref": "%.2e" % dev,
+                "generator": "tools/gen_oneencoder_fixtures.py (torch %s)" % torch.__version__}
+        meta = {a: str(b) for a, b in meta.items()}
+        p = lambda name: os.path.join(OUT, "fusion_%s_%s.safetensors" % (fusion, name))  # noqa: E731
+        st.save(p("step1"), {n: np32(t) for n, t in m1.state_dict().items()}, meta)
+        st.save(p("step2_new"), {n: np32(t) for n, t in m2.state_dict().items() if new_part(n)}, meta)
+        out = {n: np32(t) for n, t in ref.items() if n != "step2_text_embeddings"}
+        for m in feats:
+            out["features." + m] = feats[m]
+        st.save(p("expected"), out, meta)
+        print("fusion %s: %d step-1 tensors, layers %d, token rows %d, float32 torch vs float64 %.2e" % (
+            fusion, len(m1.state_dict()), layers, ts, dev))
 
 
 if __name__ == "__main__":
-    main()
+    os.makedirs(OUT, exist_ok=True)
+    if ONLY in ("all", "training"):
+        main()
+    if ONLY in ("all", "fusions"):
+        fusion_fixtures()
+    total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
+    print("wrote %s: %d bytes total" % (OUT, total))

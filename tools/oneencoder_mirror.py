@@ -56,6 +56,11 @@ Trainable counts (parameters that receive a gradient), 768-d inputs, d = 256,
 4 heads, ff 2048, one UP layer: step 1 = 1,884,038; step 2 = 305,283 per new
 modality (count_params() below reports them).
 
+Fusions: UniversalProjectionEncoder(fusion=...) mirrors the original's four
+working variants (addition, multiplication, concatenation with token_size 15,
+scaled dot product, whose attention adds
+universal_projection_encoder.scaled_dot_product.{query,key,value}.{weight,bias}).
+
 Forward (addition fusion, "original" pooling):
     m  = token_projection(raw_token)            (1, d)
     H0 = X + m                                   X = head(features), (B, L, d)
@@ -143,12 +148,50 @@ class ModalityTokenEncoder(nn.Module):
         return self.token_projection(getattr(self, name + "_token"))
 
 
+class ScaledDotProduct(nn.Module):
+    """The original's fusion attention (module `scaled_dot_product` of the UP):
+    c = softmax(q k^T / sqrt(d)) v with q from the token rows, k and v from the
+    features; the original adds c (B, token_size, d) to X (B, L, d), so
+    token_size is 1 in practice."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.d = d
+        self.query = nn.Linear(d, d)
+        self.key = nn.Linear(d, d)
+        self.value = nn.Linear(d, d)
+
+    def forward(self, x, tokens):
+        keys = self.key(x)                                   # (B, L, d)
+        values = self.value(x)                               # (B, L, d)
+        query = self.query(tokens)                           # (B, ts, d)
+        scores = torch.bmm(query, keys.transpose(1, 2)) / (self.d ** 0.5)
+        return torch.bmm(F.softmax(scores, dim=-1), values)  # (B, ts, d)
+
+
+FUSIONS = ("addition", "multiplication", "concatenation", "scaled_dot_product")
+
+
 class UniversalProjectionEncoder(nn.Module):
     """LayerNorm + nn.TransformerEncoder (post-norm, ReLU) with the outer
-    residual from the fused input. forward(x, token) returns R (B, L, d)."""
+    residual from the fused input. forward(x, token) returns R (B, L, d).
 
-    def __init__(self, d, num_head=4, num_layers=1, dim_feedforward=2048, dropout=0.1):
+    fusion (the original's variants, one per folder of its repository):
+      addition            H0 = X + m
+      multiplication      H0 = X * m
+      concatenation       H0 = cat(m rows, X) along the sequence; the token_size
+                          leading positions are dropped from R
+      scaled_dot_product  H0 = X + softmax(q k^T / sqrt(d)) v (ScaledDotProduct,
+                          state-dict names scaled_dot_product.{query,key,value}.*)"""
+
+    def __init__(self, d, num_head=4, num_layers=1, dim_feedforward=2048, dropout=0.1,
+                 fusion="addition", token_size=1):
         super().__init__()
+        assert fusion in FUSIONS, fusion
+        self.fusion = fusion
+        self.token_size = token_size
+        if fusion == "scaled_dot_product":
+            self.scaled_dot_product = ScaledDotProduct(d)
         self.transformer_encoder_block = nn.TransformerEncoderLayer(
             d_model=d, nhead=num_head, dim_feedforward=dim_feedforward,
             dropout=dropout, activation="relu", batch_first=True, norm_first=False)
@@ -158,11 +201,21 @@ class UniversalProjectionEncoder(nn.Module):
         self.layer_normalization = nn.LayerNorm(d)
 
     def forward(self, x, token):
-        tokens = token.unsqueeze(0).expand(x.size(0), -1, -1)   # (B, 1, d)
-        h0 = x + tokens                                         # addition fusion
+        tokens = token.unsqueeze(0).expand(x.size(0), -1, -1)   # (B, token_size, d)
+        if self.fusion == "addition":
+            h0 = x + tokens
+        elif self.fusion == "multiplication":
+            h0 = x * tokens
+        elif self.fusion == "concatenation":
+            h0 = torch.cat((tokens, x), dim=1)
+        else:
+            h0 = x + self.scaled_dot_product(x, tokens)
         z = self.layer_normalization(h0)
         t = self.transformer_encoder(z)
-        return t + h0
+        r = t + h0
+        if self.fusion == "concatenation":
+            r = r[:, self.token_size:, :]
+        return r
 
 
 def pool_original(r):
@@ -184,14 +237,14 @@ class Step1Model(nn.Module):
     """Image-text alignment (heads + tokens + MLP + UP trained)."""
 
     def __init__(self, d=256, input_dims=(768, 768), num_head=4, num_layers=1,
-                 dim_feedforward=2048, dropout=0.1):
+                 dim_feedforward=2048, dropout=0.1, fusion="addition", token_size=1):
         super().__init__()
         # child order as in the original __init__ arguments
         self.image_encoder = FeatureEncoder("projection_head", input_dims[0], d, dropout)
         self.text_encoder = FeatureEncoder("projection_head", input_dims[1], d, dropout)
         self.universal_projection_encoder = UniversalProjectionEncoder(
-            d, num_head, num_layers, dim_feedforward, dropout)
-        self.modality_token_encoder = ModalityTokenEncoder(d, ("text", "image"))
+            d, num_head, num_layers, dim_feedforward, dropout, fusion, token_size)
+        self.modality_token_encoder = ModalityTokenEncoder(d, ("text", "image"), token_size)
         self.temperature = nn.Parameter(torch.tensor(0.07))
 
     def encode(self, name, features):
@@ -212,10 +265,10 @@ class Step2Model(nn.Module):
     """A new modality aligned against an already aligned one (step-1 model
     frozen, gradients flowing through its UP into the new AL and token)."""
 
-    def __init__(self, step1, name="audio", input_dim=768, d=256, dropout=0.1):
+    def __init__(self, step1, name="audio", input_dim=768, d=256, dropout=0.1, token_size=1):
         super().__init__()
         self.name = name
-        self.modality_token_encoder = ModalityTokenEncoder(d, (name,))
+        self.modality_token_encoder = ModalityTokenEncoder(d, (name,), token_size)
         self.text_image_encoder = step1
         self.add_module(name + "_encoder", FeatureEncoder("alignment_layer", input_dim, d, dropout))
         self.temperature = nn.Parameter(torch.tensor(0.07))
