@@ -285,4 +285,79 @@ describe("OneEncoder model", function()
     assert.are.equal(al + tok, m2:num_parameters(true))
     assert.are.equal(m:num_parameters(true), m2:num_parameters(true))
   end)
+
+  it("the layout of a config, computed without building, is the built model's state dict; read() recovers the config", function()
+    local layout = require "oneencoder.model.layout"
+    local cases = {
+      { cfg = { d = 8, heads = 2, ff = 12 }, mods = { { "image", 5, 1 }, { "text", 4, 1 } } },
+      { cfg = { d = 8, heads = 2, ff = 12, layers = 3, fusion = "multiplication", temperature = "learnable" },
+        mods = { { "image", 5, 1 } } },
+      { cfg = { d = 8, heads = 4, ff = 6, fusion = "concatenation" }, mods = { { "image", 5, 1 }, { "text", 4, 1 } } },
+      { cfg = { d = 8, heads = 2, ff = 12, layers = 2, fusion = "scaled_dot_product" },
+        mods = { { "image", 5, 1 }, { "text", 4, 1 }, { "audio", 7, 2 }, { "video", 3, 2 } } },
+      -- a step-1 modality whose encoder reads like a step-2 token group
+      { cfg = { d = 8, heads = 2, ff = 12 }, mods = { { "image", 5, 1 }, { "text_token", 4, 1 } } },
+    }
+    for n, c in ipairs(cases) do
+      local mods = {}
+      for i, e in ipairs(c.mods) do mods[i] = { name = e[1], input_dim = e[2], stage = e[3] } end
+      local m = oe.model.build(c.cfg, mods)
+      local want = {}
+      for name, t in pairs(m:state_dict()) do want[name] = t:shape() end
+      local got, total = layout.state_shapes(m.cfg, mods)
+      assert.are.same(want, got, "case " .. n)
+      assert.are.equal(m:num_parameters(), total, "case " .. n)
+      local info = {}
+      for name, s in pairs(got) do info[name] = { shape = s } end
+      local facts = assert(layout.read(info))
+      assert.are.equal(m.cfg.d, facts.d)
+      assert.are.equal(m.cfg.ff, facts.ff)
+      assert.are.equal(m.cfg.layers, facts.layers)
+      assert.are.equal(m.cfg.token_size, facts.token_size)
+      assert.are.equal(m.cfg.fusion == "scaled_dot_product", facts.sdp)
+      assert.are.same(mods, facts.mods, "case " .. n)
+    end
+  end)
+
+  it("the scaled-dot-product attention has the original's names; the old ones are read by load_state_dict", function()
+    oe.manual_seed(5)
+    local m = oe.OneEncoder({ d = 8, heads = 2, ff = 8, fusion = "scaled_dot_product" })
+    m:add_modality("image", { input_dim = 4 })
+    local names = {}
+    for _, n in ipairs(m:state_dict_names()) do
+      if n:find("query", 1, true) or n:find("key", 1, true) or n:find("value", 1, true) then names[#names + 1] = n end
+    end
+    table.sort(names)
+    assert.are.same({
+      "universal_projection_encoder.scaled_dot_product.key.bias", "universal_projection_encoder.scaled_dot_product.key.weight",
+      "universal_projection_encoder.scaled_dot_product.query.bias", "universal_projection_encoder.scaled_dot_product.query.weight",
+      "universal_projection_encoder.scaled_dot_product.value.bias", "universal_projection_encoder.scaled_dot_product.value.weight",
+    }, names)
+    local old = {}
+    for k, t in pairs(m:state_dict()) do old[(k:gsub("scaled_dot_product%.", ""))] = t:clone() end
+    oe.manual_seed(6)
+    local m2 = oe.OneEncoder({ d = 8, heads = 2, ff = 8, fusion = "scaled_dot_product" })
+    m2:add_modality("image", { input_dim = 4 })
+    local rep = m2:load_state_dict(old)
+    assert.are.same({}, rep.missing)
+    assert.are.same({}, rep.unexpected)
+    m:eval(); m2:eval()
+    local x = oe.randn({ 2, 3, 4 })
+    assert.are.equal(m:embed("image", x):to_bytes(), m2:embed("image", x):to_bytes())
+  end)
+
+  it("from_metadata refuses a malformed modalities list with nil, message", function()
+    local cases = {
+      { "image:8:1,image:8:1", "metadata modalities: modality 'image' is listed twice" },
+      { "audio:8:2,image:8:1", "metadata modalities: step-1 modality 'image' is listed after a step-2 one" },
+      { "image:0:1", 'metadata modalities: entry "image:0:1" is not name:input_dim:stage' },
+      { "image:99999999999:1", 'metadata modalities: entry "image:99999999999:1" is not name:input_dim:stage' },
+      { "1mage:8:1", 'metadata modalities: entry "1mage:8:1" is not name:input_dim:stage' },
+    }
+    for _, c in ipairs(cases) do
+      local m, err = oe.model.from_metadata({ format = "oneencoder-1", ["config.d"] = "8", ["config.heads"] = "2", modalities = c[1] })
+      assert.is_nil(m)
+      assert.truthy(err:find(c[2], 1, true), err)
+    end
+  end)
 end)

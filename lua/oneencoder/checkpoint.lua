@@ -23,15 +23,27 @@
 --   step 2: the whole step-1 model under text_image_encoder., plus <new>_encoder.alignment_layer.*,
 --           a new top-level modality_token_encoder.{<new>_token, token_projection.*}, temperature.
 -- Our names differ only for step 2: the new token encoder is <new>_token_encoder.* and the
--- step-1 parts are not nested.
+-- step-1 parts are not nested. The scaled-dot-product fusion's attention is
+-- universal_projection_encoder.scaled_dot_product.{query,key,value}.* in both (our files written
+-- before that rename, with universal_projection_encoder.{query,key,value}.*, still load).
+--
+-- Untrusted files: load and import_original decide everything from the header first
+-- (oneencoder.model.plan: the config from the tensors' names and shapes, the metadata checked
+-- against them, the whole expected state dict present with its shapes and a float dtype) and only
+-- then build the model and read tensors. Every bad file gives nil and a message naming the file
+-- (and the metadata key at fault); no file content makes them raise, and no file makes them
+-- allocate more than a small multiple of its size. Wrong argument types still raise.
 local core = require "oneencoder.core"
 local S = require "oneencoder.serialize"
 local T = require "oneencoder.tensor"
 local model_mod = require "oneencoder.model"
+local layout = require "oneencoder.model.layout"
+local Plan = require "oneencoder.model.plan"
 
 local M = {}
 
 local same_shape, shape_str = T.same_dims, T.dims_str
+local function escape(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
 local function sorted_keys(t)
   local out = {}
   for k in pairs(t) do out[#out + 1] = k end
@@ -78,6 +90,34 @@ function M.save(model, path, extra, opts)
   return S.save(path, sd, meta, opts)
 end
 
+-- ---------------------------------------------------------------- building from a plan
+-- load and import_original plan from the header first (oneencoder.model.plan: pure, checks the
+-- whole file against the config it implies), and only then build and read tensors.
+
+-- build(plan) -> model | nil, msg: never raises for a plan that passed
+local function build(plan)
+  local ok, model = pcall(model_mod.build, plan.cfg, plan.mods)
+  if not ok then return nil, "cannot build the model: " .. tostring(model) end
+  return model
+end
+
+-- the file's tensors for plan.names, under our names
+local function read_tensors(src, plan)
+  local wanted = {}
+  for i, ours in ipairs(plan.names) do wanted[i] = plan.theirs[ours] end
+  local loaded = src
+  if type(src) == "string" then
+    local msg
+    loaded, msg = S.load(src, { names = wanted })
+    if not loaded then return nil, msg end
+  end
+  local sd = {}
+  for i, ours in ipairs(plan.names) do sd[ours] = loaded[wanted[i]] end
+  return sd, wanted
+end
+
+-- ---------------------------------------------------------------- our format
+
 -- compare the file's header with a model: missing, unexpected (optim.* skipped: trainer state), mismatched
 local function compare(own, info)
   local missing, unexpected, mismatched, names = {}, {}, {}, {}
@@ -115,16 +155,19 @@ end
 -- load_into(model, path) -> meta: copy the file's weights into model; raises an error naming the
 -- mismatching keys and shapes when the file is for another config (the model is then unchanged).
 -- Returns the file's metadata and a list of config entries that differ from the model's.
+-- Files written before the scaled-dot-product rename load too.
 function M.load_into(model, path)
   check_model(model, "checkpoint.load_into")
   if type(path) ~= "string" then error("checkpoint.load_into: path must be a string", 2) end
   local info, meta = S.header(path)
   if not info then error("checkpoint.load_into: " .. meta, 2) end
-  local names, problem = compare(model:state_dict(), info)
+  local view, theirs = Plan.view(info, function(name) return name end)
+  if not view then error("checkpoint.load_into: " .. path .. ": " .. theirs, 2) end
+  local names, problem = compare(model:state_dict(), view)
   if problem then
     error("checkpoint.load_into: " .. path .. " does not match the model: " .. problem, 2)
   end
-  local sd, msg = S.load(path, { names = names })
+  local sd, msg = read_tensors(path, { names = names, theirs = theirs })
   if not sd then error("checkpoint.load_into: " .. msg, 2) end
   model:load_state_dict(sd, { strict = false })
   local diffs = {}
@@ -137,7 +180,11 @@ function M.load_into(model, path)
   return meta, diffs
 end
 
--- load(path) -> model, metadata | nil, msg: the model is built from the file's metadata
+-- load(path) -> model, metadata | nil, msg. The model is built from the file's metadata
+-- (config.*, modalities) once it has been checked against the tensors: every bad file,
+-- whatever its content, gives nil and a message naming the file (and the metadata key at fault),
+-- and nothing larger than the file's tensors is allocated. Files written before the
+-- scaled-dot-product rename load too.
 function M.load(path)
   if type(path) ~= "string" then error("checkpoint.load: path must be a string", 2) end
   local info, meta = S.header(path)
@@ -146,50 +193,31 @@ function M.load(path)
     if looks_original(info) then
       return nil, path .. ": a checkpoint in the original code's layout; use checkpoint.import_original"
     end
-    return nil, path .. ": not a oneencoder checkpoint (metadata 'format' is " .. tostring(meta.format) .. ")"
+    return nil, path .. ": not a oneencoder checkpoint (metadata 'format' is " .. (meta.format and layout.shown(meta.format) or "missing") .. ")"
   end
-  local ok, model, err = pcall(model_mod.from_metadata, meta)
-  if not ok then return nil, path .. ": " .. tostring(model) end
-  if not model then return nil, path .. ": " .. tostring(err) end
-  local names, problem = compare(model:state_dict(), info)
-  if problem then return nil, path .. ": the weights do not match the config in its metadata: " .. problem end
-  local sd, msg = S.load(path, { names = names })
+  local plan, why = Plan.load(info, meta)
+  if not plan then return nil, path .. ": " .. why end
+  local model, err = build(plan)
+  if not model then return nil, path .. ": " .. err end
+  local sd, msg = read_tensors(path, plan)
   if not sd then return nil, msg end
-  model:load_state_dict(sd, { strict = false })
+  local ok, lerr = pcall(model.load_state_dict, model, sd)
+  if not ok then return nil, path .. ": " .. tostring(lerr) end
   return model, meta
 end
 
--- ---------------------------------------------------------------- original layout
-
-local STEP1_FIRST = { image = 1, text = 2 }
-local function modality_order(a, b)
-  local ra, rb = STEP1_FIRST[a] or 3, STEP1_FIRST[b] or 3
-  if ra ~= rb then return ra < rb end
-  return a < b
-end
-
-local function escape(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
-
--- the name in the original layout of each of our state-dict names
+-- the name in the original layout of each of our state-dict names (other step-2 modalities left out)
 local function original_names(model, new_modality)
   local map = {}
-  local sd = model:state_dict()
   local step2 = {}
   for _, n in ipairs(model.order) do
     if model.modalities[n].stage == 2 then step2[n] = true end
   end
   local prefix = new_modality and "text_image_encoder." or ""
-  for name in pairs(sd) do
+  for name in pairs(model:state_dict()) do
     local owner = name:match("^([%w_]+)_encoder%.alignment_layer%.") or name:match("^([%w_]+)_token_encoder%.")
-    if owner and step2[owner] then
-      if owner == new_modality then
-        local rest = name:match("^[%w_]+_token_encoder%.(.*)$")
-        map[name] = rest and ("modality_token_encoder." .. rest) or name
-      end
-    elseif name == "temperature" then
-      map[name] = "temperature"
-    else
-      map[name] = prefix .. name
+    if not (owner and step2[owner] and owner ~= new_modality) then
+      map[name] = Plan.original_name(name, prefix, new_modality)
     end
   end
   return map, prefix
@@ -241,135 +269,40 @@ function M.export_original(model, path, opts)
   return S.save(path, out, meta)
 end
 
--- import_original(path_or_tensors, opts) -> model, report | nil, msg
--- opts: modalities = {image = 768, ...} (checked against the file), fusion ("addition"),
--- pooling ("original"), heads (4, cannot be read from shapes), dropout (0.1), temperature ("fixed").
--- d, ff, layers, input dims and token size come from the shapes. Without an option, a file
--- written by export_original supplies its recorded config.* (heads, fusion, pooling, ...).
-function M.import_original(src, opts)
-  opts = opts or {}
-  local info, tensors, where, meta
-  if type(src) == "string" then
-    info, meta = S.header(src)
-    if not info then return nil, meta end
-    where = src
-  elseif type(src) == "table" then
-    tensors, info, where = src, {}, "state dict"
-    for name, t in pairs(src) do
-      if not core.is_tensor(t) then error("checkpoint.import_original: '" .. tostring(name) .. "' is not a tensor", 2) end
-      info[name] = { shape = core.shape(t), loads_as = core.dtype(t) }
-    end
-  else
-    error("checkpoint.import_original: expected a path or a table name -> tensor", 2)
-  end
-  local function fail(msg) return nil, where .. ": " .. msg end
-  -- the step-1 model: top level (step-1 file) or nested (step-2 file)
-  local prefix
-  for name in pairs(info) do
-    local p = name:match("^(.-)universal_projection_encoder%.layer_normalization%.weight$")
-    if p then
-      if prefix and prefix ~= p then return fail("two universal projections ('" .. prefix .. "', '" .. p .. "')") end
-      prefix = p
+-- ---------------------------------------------------------------- import
+
+local function check_options(opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("checkpoint.import_original: opts must be a table", 3) end
+  for k, kind in pairs(Plan.IMPORT_OPTIONS) do
+    local v = opts[k]
+    if v ~= nil and (kind == "integer" and math.type(v) ~= "integer" or kind ~= "integer" and type(v) ~= kind) then
+      error(string.format("checkpoint.import_original: opts.%s must be %s %s, got %s", k, kind == "integer" and "an" or "a", kind, type(v)), 3)
     end
   end
-  if not prefix then return fail("no universal_projection_encoder.layer_normalization.weight: not a OneEncoder state dict") end
-  local P = escape(prefix)
-  local d = info[prefix .. "universal_projection_encoder.layer_normalization.weight"].shape[1]
-  local layers, ff = 0, nil
-  for name, i in pairs(info) do
-    local n = name:match("^" .. P .. "universal_projection_encoder%.transformer_encoder%.layers%.(%d+)%.")
-    if n then layers = math.max(layers, tonumber(n) + 1) end
-    if name == prefix .. "universal_projection_encoder.transformer_encoder.layers.0.linear1.weight" then ff = i.shape[1] end
-  end
-  if layers == 0 or not ff then return fail("no universal_projection_encoder.transformer_encoder.layers.0.*") end
-  local step1, step2 = {}, {}
-  for name, i in pairs(info) do
-    local m = name:match("^" .. P .. "([%w_]+)_encoder%.projection_head%.linear_layer1%.weight$")
-    if m then step1[m] = i.shape[2] end
-    if prefix ~= "" then
-      local m2 = name:match("^([%w_]+)_encoder%.alignment_layer%.linear_layer1%.weight$")
-      if m2 then step2[m2] = i.shape[2] end
-    end
-  end
-  local s1, s2 = sorted_keys(step1), sorted_keys(step2)
-  table.sort(s1, modality_order)
-  if #s1 == 0 then return fail("no <modality>_encoder.projection_head.* weights") end
-  if #s2 > 1 then return fail("more than one step-2 alignment layer (" .. table.concat(s2, ", ") .. ") share one token encoder") end
-  if opts.modalities then
+  if opts.modalities ~= nil then
+    if type(opts.modalities) ~= "table" then error("checkpoint.import_original: opts.modalities must be a table name -> input dim", 3) end
     for name, din in pairs(opts.modalities) do
-      local have = step1[name] or step2[name]
-      if not have then
-        return fail("modality '" .. name .. "' is not in the file (it has " .. table.concat(s1, ", ") ..
-          (#s2 > 0 and ", " .. table.concat(s2, ", ") or "") .. ")")
+      if type(name) ~= "string" or math.type(din) ~= "integer" then
+        error("checkpoint.import_original: opts.modalities must map modality names to integer input dims", 3)
       end
-      if have ~= din then return fail(string.format("modality '%s' has input dim %d in the file, %d expected", name, have, din)) end
     end
   end
-  local tok = info[prefix .. "modality_token_encoder." .. s1[1] .. "_token"]
-  if not tok then return fail("no " .. prefix .. "modality_token_encoder." .. s1[1] .. "_token") end
-  -- what shapes cannot tell: options, else the config our export_original records, else the original's
-  local rec = {}
-  for k, v in pairs(meta or {}) do
-    local key = k:match("^config%.(.+)$")
-    if key then rec[key] = math.tointeger(tonumber(v)) or tonumber(v) or v end
-  end
-  local cfg = {
-    d = d, ff = ff, layers = layers, heads = opts.heads or rec.heads or 4, dropout = opts.dropout or rec.dropout or 0.1,
-    fusion = opts.fusion or rec.fusion or "addition", pooling = opts.pooling or rec.pooling or "original",
-    temperature = opts.temperature or rec.temperature or "fixed", token_size = tok.shape[1],
-  }
-  local ok, model = pcall(model_mod.OneEncoder, cfg)
-  if not ok then return fail(tostring(model)) end
-  for _, n in ipairs(s1) do model:add_modality(n, { input_dim = step1[n] }) end
-  if #s2 > 0 then
-    model:freeze()
-    model:add_modality(s2[1], { input_dim = step2[s2[1]] })
-  end
-  -- map our names to the file's
-  local map = original_names(model, s2[1])
-  if not info[map.temperature] then map.temperature = prefix .. "temperature" end
-  local own = model:state_dict()
-  local problems, wanted, used = {}, {}, {}
-  for _, ours in ipairs(sorted_keys(map)) do
-    local theirs = map[ours]
-    local i = info[theirs]
-    local s = core.shape(own[ours])
-    if not i then
-      if ours == "temperature" then
-        map[ours] = nil -- no temperature in the file: keep the model's
-      else
-        problems[#problems + 1] = "missing " .. theirs .. " " .. shape_str(s)
-      end
-    elseif not same_shape(s, i.shape) then
-      problems[#problems + 1] = string.format("%s: file %s, model %s", theirs, shape_str(i.shape), shape_str(s))
-    else
-      wanted[#wanted + 1] = theirs
-      used[theirs] = true
-    end
-  end
-  if #problems > 0 then return fail("cannot import: " .. table.concat(problems, "; ")) end
-  local loaded = tensors
-  if not loaded then
-    local msg
-    loaded, msg = S.load(src, { names = wanted })
-    if not loaded then return nil, msg end
-  end
-  local sd = {}
-  for ours, theirs in pairs(map) do sd[ours] = loaded[theirs] end
-  if not sd.temperature then sd.temperature = own.temperature end
-  model:load_state_dict(sd)
-  -- everything else: the frozen encoders' weights (reported), and names ignored on purpose
-  local report = { encoder_keys = {}, ignored = {}, unknown = {}, loaded = wanted, encoders = {}, config = cfg }
-  local all = s1
-  if #s2 > 0 then all = { table.unpack(s1) }; all[#all + 1] = s2[1] end
+  return opts
+end
+
+-- the file's names that are not loaded: the frozen encoders' weights, names ignored on purpose, the rest
+local function import_report(info, plan, wanted)
+  local used = {}
+  for _, n in ipairs(wanted) do used[n] = true end
+  local report = { encoder_keys = {}, ignored = {}, unknown = {}, loaded = wanted, encoders = {}, config = plan.cfg }
   for _, name in ipairs(sorted_keys(info)) do
     if not used[name] then
-      local enc_owner
-      local sub
-      for _, m in ipairs(all) do
-        local p = (step2[m] and "" or prefix) .. m .. "_encoder."
+      local enc_owner, sub
+      for _, m in ipairs(plan.mods) do
+        local p = (m.stage == 2 and "" or plan.prefix) .. m.name .. "_encoder."
         if name:sub(1, #p) == p then
-          enc_owner = m
+          enc_owner = m.name
           sub = p .. (name:sub(#p + 1):match("^[^.]+%.") or "")
           break
         end
@@ -378,11 +311,9 @@ function M.import_original(src, opts)
         report.encoder_keys[#report.encoder_keys + 1] = name
         local list = report.encoders[enc_owner] or {}
         report.encoders[enc_owner] = list
-        if list[#list] ~= sub then
-          local seen = false
-          for _, x in ipairs(list) do if x == sub then seen = true end end
-          if not seen then list[#list + 1] = sub end
-        end
+        local seen = false
+        for _, x in ipairs(list) do if x == sub then seen = true end end
+        if not seen then list[#list + 1] = sub end
       elseif name:match("universal_projection_encoder%.transformer_encoder_block%.") or name:match("^.-temperature$") then
         report.ignored[#report.ignored + 1] = name
       else
@@ -390,7 +321,46 @@ function M.import_original(src, opts)
       end
     end
   end
-  return model, report
+  return report
+end
+
+-- import_original(path_or_tensors, opts) -> model, report | nil, msg
+-- opts: modalities = {image = 768, ...} (checked against the file), fusion, pooling ("original"),
+-- heads (4, cannot be read from shapes), dropout (0.1), temperature ("fixed").
+-- d, ff, layers, input dims and token size come from the shapes; the fusion too when they tell it
+-- (the scaled_dot_product.* attention; tokens of 15 rows: concatenation), else "addition".
+-- Without an option, a file written by export_original supplies its recorded config.* (heads,
+-- fusion, pooling, ...). Every bad file gives nil and a message, and nothing is allocated before
+-- the whole file has been checked against the config it implies (see oneencoder.model.plan);
+-- options of the wrong type raise an error.
+function M.import_original(src, opts)
+  opts = check_options(opts)
+  local info, where, meta
+  if type(src) == "string" then
+    info, meta = S.header(src)
+    if not info then return nil, meta end
+    where = src
+  elseif type(src) == "table" then
+    info, where, meta = {}, "state dict", {}
+    for name, t in pairs(src) do
+      if type(name) ~= "string" or not core.is_tensor(t) then
+        error("checkpoint.import_original: '" .. tostring(name) .. "' is not a tensor", 2)
+      end
+      info[name] = { shape = core.shape(t), loads_as = core.dtype(t) }
+    end
+  else
+    error("checkpoint.import_original: expected a path or a table name -> tensor", 2)
+  end
+  local plan, why = Plan.import(info, meta, opts)
+  if not plan then return nil, where .. ": " .. why end
+  local model, err = build(plan)
+  if not model then return nil, where .. ": " .. err end
+  local sd, wanted = read_tensors(src, plan)
+  if not sd then return nil, wanted end
+  if not sd.temperature then sd.temperature = model.temperature end
+  local ok, lerr = pcall(model.load_state_dict, model, sd)
+  if not ok then return nil, where .. ": " .. tostring(lerr) end
+  return model, import_report(info, plan, wanted)
 end
 
 return M

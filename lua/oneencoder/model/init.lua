@@ -12,6 +12,7 @@ local T = require "oneencoder.tensor"
 local F = require "oneencoder.functional"
 local nn = require "oneencoder.nn"
 local P = require "oneencoder.model.parts"
+local layout = require "oneencoder.model.layout"
 
 local M = {}
 
@@ -213,6 +214,23 @@ function OneEncoder:summary()
   return table.concat(lines, "\n"), total_t, total_f
 end
 
+-- load_state_dict(sd, opts): as nn.Module's; names written before the scaled-dot-product
+-- rename (universal_projection_encoder.{query,key,value}.*) are read as today's
+-- (universal_projection_encoder.scaled_dot_product.*)
+function OneEncoder:load_state_dict(sd, opts)
+  local renamed
+  for name in pairs(sd) do
+    local new = layout.upgrade_name(name)
+    if new ~= name and sd[new] == nil then renamed = renamed or {}; renamed[name] = new end
+  end
+  if renamed then
+    local copy = {}
+    for k, v in pairs(sd) do copy[renamed[k] or k] = v end
+    sd = copy
+  end
+  return nn.Module.load_state_dict(self, sd, opts)
+end
+
 -- config as strings (checkpoint metadata)
 function OneEncoder:config_metadata()
   local meta = {}
@@ -227,24 +245,23 @@ function OneEncoder:config_metadata()
   return meta
 end
 
--- from_metadata(meta) -> a new model with the same config and modalities (weights not loaded)
+-- from_metadata(meta) -> a new model with the same config and modalities (weights not loaded),
+-- or nil, message for a bad modalities list. The sizes are taken as given: to read a file, use
+-- oe.checkpoint.load, which checks them against the tensors before building anything.
 function M.from_metadata(meta)
   if meta.format ~= "oneencoder-1" then return nil, "not a oneencoder checkpoint (metadata 'format' is " .. tostring(meta.format) .. ")" end
-  local cfg = {}
-  for k, v in pairs(meta) do
-    local key = k:match("^config%.(.+)$")
-    if key then
-      if v == "true" then v = true elseif v == "false" then v = false
-      elseif tonumber(v) then v = math.tointeger(tonumber(v)) or tonumber(v) end
-      cfg[key] = v
-    end
-  end
+  local mods, why = layout.parse_modalities(meta.modalities or "")
+  if not mods then return nil, "metadata modalities: " .. why end
+  return M.build(layout.parse_config(meta), mods)
+end
+
+-- build(cfg, mods) -> OneEncoder(cfg) with mods ({name, input_dim, stage}, step 1 first) added
+-- in order, frozen before the first step-2 one
+function M.build(cfg, mods)
   local m = OneEncoder(cfg)
-  for entry in (meta.modalities or ""):gmatch("[^,]+") do
-    local name, din, stage = entry:match("^([%w_]+):(%d+):(%d)$")
-    if not name then return nil, "bad modalities entry '" .. entry .. "' in metadata" end
-    if tonumber(stage) == 2 and not m.frozen_stage then m:freeze() end
-    m:add_modality(name, { input_dim = tonumber(din) })
+  for _, e in ipairs(mods) do
+    if e.stage == 2 and not m.frozen_stage then m:freeze() end
+    m:add_modality(e.name, { input_dim = e.input_dim })
   end
   return m
 end

@@ -7,7 +7,8 @@
 --     (token_projection.{0,2,4,5}).
 --   UniversalProjection: fusion of features X (B, L, d) and token m, LayerNorm,
 --     TransformerEncoderLayer(s) (post-norm, ReLU, ff 2048), outer residual
---     from the fused input, pooling.
+--     from the fused input, pooling; the scaled-dot-product fusion's attention is
+--     universal_projection_encoder.scaled_dot_product.{query,key,value}, as in the original.
 local core = require "oneencoder.core"
 local T = require "oneencoder.tensor"
 local F = require "oneencoder.functional"
@@ -64,6 +65,28 @@ function P.LayerStack:init(layers)
   self:add_module("layers", nn.Sequential(layers))
 end
 
+-- ScaledDotProduct(d): the original's fusion attention (universal_projection_encoder.
+-- scaled_dot_product.{query,key,value}): c = softmax(q k^T / sqrt(d)) v, q from the first
+-- token row, k and v from the features.
+P.ScaledDotProduct = nn.class("ScaledDotProduct")
+function P.ScaledDotProduct:init(d)
+  self.d = d
+  self:add_module("query", nn.Linear(d, d))
+  self:add_module("key", nn.Linear(d, d))
+  self:add_module("value", nn.Linear(d, d))
+end
+-- forward(x (B, L, d), m (token_size, d), mask (B, L) uint8 or nil) -> c (B, 1, d)
+function P.ScaledDotProduct:forward(x, m, mask)
+  local s = core.shape(x)
+  local B, L, d = s[1], s[2], s[3]
+  local q = self.query(T.reshape(T.narrow(m, 1, 1, 1), { 1, d }))   -- (1, d)
+  local k = self.key(x)                                              -- (B, L, d)
+  local v = self.value(x)                                            -- (B, L, d)
+  local scores = T.reshape(T.matmul(k, T.t(q)), { B, 1, L }) * (1 / math.sqrt(d))
+  if mask then scores = T.masked_fill(scores, T.reshape(mask, { B, 1, L }), -math.huge) end
+  return T.matmul(T.softmax(scores, -1), v)                          -- (B, 1, d)
+end
+
 local FUSIONS = { addition = true, multiplication = true, concatenation = true, scaled_dot_product = true }
 local POOLINGS = { original = true, masked = true }
 P.FUSIONS, P.POOLINGS = FUSIONS, POOLINGS
@@ -80,9 +103,7 @@ function P.UniversalProjection:init(cfg)
   end
   self:add_module("transformer_encoder", P.LayerStack(layers))
   if cfg.fusion == "scaled_dot_product" then
-    self:add_module("query", nn.Linear(cfg.d, cfg.d))
-    self:add_module("key", nn.Linear(cfg.d, cfg.d))
-    self:add_module("value", nn.Linear(cfg.d, cfg.d))
+    self:add_module("scaled_dot_product", P.ScaledDotProduct(cfg.d))
   end
 end
 
@@ -101,7 +122,7 @@ end
 function P.UniversalProjection:fuse(x, m, mask)
   local f = self.cfg.fusion
   local s = core.shape(x)
-  local B, L, d = s[1], s[2], s[3]
+  local B, d = s[1], s[3]
   if f == "addition" then
     return x + m, mask, 0
   elseif f == "multiplication" then
@@ -115,14 +136,8 @@ function P.UniversalProjection:fuse(x, m, mask)
     end
     local ex = require("oneencoder").cat({ mm, x }, 2)
     return ex, lead_mask, ts
-  else -- scaled dot product: c = softmax(q k^T / sqrt(d)) v, q from m, k and v from X; H0 = X + c
-    local q = self.query(T.reshape(T.narrow(m, 1, 1, 1), { 1, d }))   -- (1, d)
-    local k = self.key(x)                                              -- (B, L, d)
-    local v = self.value(x)                                            -- (B, L, d)
-    local scores = T.reshape(T.matmul(k, T.t(q)), { B, 1, L }) * (1 / math.sqrt(d))
-    if mask then scores = T.masked_fill(scores, T.reshape(mask, { B, 1, L }), -math.huge) end
-    local c = T.matmul(T.softmax(scores, -1), v)                       -- (B, 1, d)
-    return x + c, mask, 0
+  else -- scaled dot product: H0 = X + c
+    return x + self.scaled_dot_product(x, m, mask), mask, 0
   end
 end
 
