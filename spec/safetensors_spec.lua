@@ -437,6 +437,82 @@ describe("safetensors bad files", function()
   end)
 end)
 
+describe("safetensors files the reference implementation refuses", function()
+  local function bad(name, bytes, fragment)
+    local p = tmp(name)
+    write_bytes(p, bytes)
+    for _, fn in ipairs({ core.st_load, core.st_header }) do
+      local t, msg = fn(p)
+      assert.is_nil(t, name)
+      assert.are.equal(p .. ": ", msg:sub(1, #p + 2), "message names the file: " .. msg)
+      assert.matches(fragment, msg, 1, true)
+    end
+  end
+  local function good(name, bytes)
+    local p = tmp(name)
+    write_bytes(p, bytes)
+    return assert(core.st_load(p))
+  end
+
+  it("data ranges must tile the data area: no trailing bytes, no hole, no gap at the start", function()
+    bad("trailing.safetensors", st_bytes('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', f32s(1, 2) .. "junk"),
+      "4 bytes follow the last tensor's data (the data area has 12 bytes, the tensors cover 8)")
+    bad("hole.safetensors",
+      st_bytes('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}', f32s(1, 2, 3)),
+      "no tensor holds data bytes [4, 8) (before tensor 'b')")
+    bad("gap.safetensors", st_bytes('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', f32s(1, 2)),
+      "no tensor holds data bytes [0, 4) (before tensor 'a')")
+    bad("nothing.safetensors", st_bytes("{}      ", "x"), "1 bytes follow the last tensor's data")
+    -- an empty tensor inside another's range overlaps it, as in the reference
+    bad("inside.safetensors",
+      st_bytes('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}', f32s(1, 2)),
+      "tensors 'a' [0, 8) and 'e' [4, 4) have overlapping data ranges")
+  end)
+
+  it("accepts empty tensors at the boundaries and a file with no tensors at all", function()
+    local t = good("edges.safetensors", st_bytes(
+      '{"z":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},' ..
+      '"e":{"dtype":"I64","shape":[4,0],"data_offsets":[8,8]}}', f32s(1, 2)))
+    assert.are.same({ 1, 2 }, t.a:totable())
+    assert.are.same({ 0, 3 }, core.shape(t.z))
+    assert.are.same({ 4, 0 }, core.shape(t.e))
+    local none, meta = good("none.safetensors", st_bytes('{"__metadata__":{"k":"v"}}'))
+    assert.is_nil(next(none))
+    assert.are.same({ k = "v" }, meta)
+  end)
+
+  it("refuses shapes whose sizes multiply past 2^40, empty ones included (their strides overflowed int64)", function()
+    bad("huge_empty.safetensors", st_bytes('{"a":{"dtype":"U8","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}}'),
+      "tensor 'a': shape (0, 4611686018427387904, 4611686018427387904) is too large: its non-zero sizes multiply past 2^40")
+    bad("huge.safetensors", st_bytes('{"a":{"dtype":"U8","shape":[1048576,2097152],"data_offsets":[0,0]}}'),
+      "tensor 'a': shape (1048576, 2097152) is too large")
+    -- 2^40 exactly is the limit
+    local t = good("limit.safetensors", st_bytes('{"a":{"dtype":"U8","shape":[0,1048576,1048576],"data_offsets":[0,0]}}'))
+    assert.are.same({ 0, 1048576, 1048576 }, core.shape(t.a))
+  end)
+
+  it("escapes control bytes of names in messages", function()
+    bad("nul.safetensors", st_bytes('{"a\\u0000b\\u001bc\\\\d":{"dtype":"F17","shape":[],"data_offsets":[0,0]}}'),
+      "tensor 'a\\x00b\\x1bc\\\\d' has unknown dtype 'F17'")
+    bad("dupmeta.safetensors", st_bytes('{"__metadata__":{"k\\u0007":"1","k\\u0007":"2"}}'), "duplicate key 'k\\x07' in __metadata__")
+    bad("dupname.safetensors", st_bytes(
+      '{"w\\n":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"w\\n":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}', "ab"),
+      "duplicate key 'w\\x0a' in the header")
+    local p = tmp("names.safetensors")
+    assert.is_true(oe.save(p, { ["x\0y"] = oe.ones({ 1 }), w = oe.ones({ 1 }) }))
+    local t = assert(oe.load(p))
+    assert.are.same({ 1 }, t["x\0y"]:totable())
+    local none, msg = core.st_load_names(p, { "no\0pe" })
+    assert.is_nil(none)
+    assert.matches("no tensor named 'no\\x00pe' in the file", msg, 1, true)
+    local m = oe.nn.Linear(1, 1)
+    local r, msg2 = m:load(p)
+    assert.is_nil(r)
+    assert.matches("unexpected keys: w, x\\x00y", msg2, 1, true)
+    for _, s in ipairs({ msg, msg2 }) do assert.is_nil(s:find("[%z\1-\31]"), "raw control byte in: " .. s) end
+  end)
+end)
+
 describe("safetensors saving", function()
   it("raises on bad arguments and leaves the previous file intact", function()
     local p = tmp("keep.safetensors")

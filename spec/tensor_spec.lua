@@ -419,3 +419,30 @@ describe("functional ops on worked values", function()
     fails_with(function() F.attention(q, k, v, H, oe.tensor({ { 0, 0 } }, "uint8")) end, "attention", "key_padding_mask")
   end)
 end)
+
+describe("shapes whose sizes would overflow int64 (issue 10 item 4)", function()
+  local core = oe.core
+  local big = 4611686018427387904 -- 2^62
+
+  it("are refused wherever a tensor is made, empty ones included (their strides overflowed)", function()
+    fails_with(function() core.zeros({ 0, big, big }) end, "zeros", "shape (0, 4611686018427387904, 4611686018427387904) multiply past 2^40")
+    fails_with(function() core.randn({ big, 0, 4 }) end, "randn", "multiply past 2^40")
+    fails_with(function() core.from_bytes("", "uint8", { 0, big, big }) end, "from_bytes", "is too large")
+    fails_with(function() core.reshape(core.zeros({ 0 }), { 0, big, big }) end, "reshape", "is too large")
+    fails_with(function() core.reshape(core.zeros({ 0 }), { big, big, -1 }) end, "reshape", "is too large")
+    -- 2^40 is the limit: an empty tensor up to it is fine and so are its views
+    local t = core.zeros({ 0, 1048576, 1048576 }, "uint8")
+    assert.are.same({ 1048576, 1048576, 0 }, core.shape(core.permute(t, { 2, 3, 1 })))
+    assert.are.same({ 0, 1048576 }, core.shape(core.select(t, 2, 7)))
+    assert.are.same({ 0, 1048576, 3 }, core.shape(core.narrow(t, 3, 5, 3)))
+  end)
+
+  it("cat refuses sizes that add up past the limit; narrow and set_slice bounds do not wrap around", function()
+    local a = core.zeros({ 0, 1099511627776 }, "uint8") -- (0, 2^40)
+    fails_with(function() core.cat({ a, a }, 2) end, "cat", "is too large")
+    local t = core.zeros({ 4 })
+    fails_with(function() core.narrow(t, 1, 2, math.maxinteger) end, "narrow", "out of bounds")
+    fails_with(function() core.narrow(t, 1, math.maxinteger, 2) end, "narrow", "out of bounds")
+    fails_with(function() core.set_slice(t, 1, math.maxinteger, core.zeros({ 2 })) end, "set_slice", "does not fit")
+  end)
+end)

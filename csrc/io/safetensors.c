@@ -366,42 +366,43 @@ static int count_header(hreader *h, header_counts *c) {
   return more;
 }
 
-typedef struct { uint64_t begin, end; size_t i; } range;
-static int range_cmp(const void *a, const void *b) {
-  const range *x = a, *y = b;
-  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
-  if (x->end != y->end) return x->end < y->end ? -1 : 1;
-  return x->i < y->i ? -1 : x->i > y->i;
+/* order of tensor indices by (begin, end), ties by name */
+static int range_cmp(const void *x, const void *y, void *ctx) {
+  const oe_st_entry *en = ctx, *a = &en[*(const uint32_t *)x], *b = &en[*(const uint32_t *)y];
+  if (a->begin != b->begin) return a->begin < b->begin ? -1 : 1;
+  if (a->end != b->end) return a->end < b->end ? -1 : 1;
+  return *(const uint32_t *)x < *(const uint32_t *)y ? -1 : 1;
 }
 
 /* As in the reference implementation: sorted by offsets, the tensors' byte
  * ranges must follow each other from 0 to the end of the file, without a
- * hole, an overlap or bytes left over. */
+ * hole, an overlap or bytes left over. (A header under 100 MB holds fewer
+ * than 2^32 tensors, so 32-bit indices do.) */
 static int check_tiling(const oe_st_file *f, oe_err *e) {
-  range *r = malloc((f->n ? f->n : 1) * sizeof *r);
-  if (!r) return err(e, OE_ENOMEM, "%s: out of memory reading the header", f->path);
-  for (size_t i = 0; i < f->n; i++) { r[i].begin = f->entries[i].begin; r[i].end = f->entries[i].end; r[i].i = i; }
-  qsort(r, f->n, sizeof *r, range_cmp);
+  uint32_t *ix = malloc((f->n ? f->n : 1) * sizeof *ix);
+  if (!ix) return err(e, OE_ENOMEM, "%s: out of memory reading the header", f->path);
+  for (size_t i = 0; i < f->n; i++) ix[i] = (uint32_t)i;
+  qsort_r(ix, f->n, sizeof *ix, range_cmp, f->entries);
   uint64_t at = 0;
   int rc = OE_OK;
   char na[120], nb[120];
   for (size_t k = 0; k < f->n && rc == OE_OK; k++) {
-    const oe_st_entry *b = &f->entries[r[k].i];
-    if (r[k].begin < at) {
-      const oe_st_entry *a = &f->entries[r[k - 1].i];
+    const oe_st_entry *b = &f->entries[ix[k]];
+    if (b->begin < at) {
+      const oe_st_entry *a = &f->entries[ix[k - 1]];
       rc = err(e, OE_EIO, "%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) have overlapping data ranges", f->path,
                shown(a->name, a->name_len, na, sizeof na), (unsigned long long)a->begin, (unsigned long long)a->end,
                shown(b->name, b->name_len, nb, sizeof nb), (unsigned long long)b->begin, (unsigned long long)b->end);
-    } else if (r[k].begin > at) {
+    } else if (b->begin > at) {
       rc = err(e, OE_EIO, "%s: no tensor holds data bytes [%llu, %llu) (before tensor '%s'); tensors must cover the data area without holes",
-               f->path, (unsigned long long)at, (unsigned long long)r[k].begin, shown(b->name, b->name_len, nb, sizeof nb));
+               f->path, (unsigned long long)at, (unsigned long long)b->begin, shown(b->name, b->name_len, nb, sizeof nb));
     }
-    at = r[k].end;
+    at = b->end;
   }
   if (rc == OE_OK && at != f->data_size)
     rc = err(e, OE_EIO, "%s: %llu bytes follow the last tensor's data (the data area has %llu bytes, the tensors cover %llu)",
              f->path, (unsigned long long)(f->data_size - at), (unsigned long long)f->data_size, (unsigned long long)at);
-  free(r);
+  free(ix);
   return rc;
 }
 
