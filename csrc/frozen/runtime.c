@@ -292,8 +292,10 @@ static int cfg_parse(oe_fz_config *c, const char *buf, size_t len, size_t cap, o
 int oe_fz_config_read(const char *path, oe_fz_config *c, oe_err *e) {
   memset(c, 0, sizeof *c);
   snprintf(c->path, sizeof c->path, "%s", path);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(e, OE_EIO, "%s: cannot open: %s", path, strerror(errno));
+  char why[300];
+  uint64_t size;
+  int fd = oe_open_regular(path, &size, why, sizeof why); /* a pipe or device: refused without blocking */
+  if (fd < 0) return fail(e, OE_EIO, "%s: %s", path, why);
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);

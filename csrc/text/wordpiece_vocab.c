@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "../core/util.h"
 #include "../io/json.h" /* oe_utf8_valid */
 #include "bert_chars.h"
@@ -272,8 +273,15 @@ int oe_wordpiece_load_bytes(const char *data, size_t len, const char *name, int 
 static int read_file(const char *path, char **buf, size_t *len, oe_err *e) {
   *buf = NULL;
   *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return oe_fail_path(e, OE_EIO, path, "cannot open: %s", strerror(errno));
+  char why[300];
+  uint64_t size;
+  int fd = oe_open_regular(path, &size, why, sizeof why); /* a pipe or device: refused without blocking */
+  if (fd < 0) return oe_fail_path(e, OE_EIO, path, "%s", why);
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    close(fd);
+    return oe_fail_path(e, OE_EIO, path, "cannot open: %s", strerror(errno));
+  }
   struct stat st;
   if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
     fclose(f);
