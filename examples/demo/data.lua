@@ -110,14 +110,10 @@ local function read_file(path)
   return s
 end
 
+-- crash-safe: a temporary file next to path, fsync, rename (the library's one writer)
 local function write_file(path, s)
-  local tmp = path .. ".part"
-  local f, err = io.open(tmp, "wb")
-  if not f then fail("cannot write %s: %s", tmp, err) end
-  f:write(s)
-  f:close()
-  local ok, e2 = os.rename(tmp, path)
-  if not ok then fail("cannot rename %s to %s: %s", tmp, path, e2) end
+  local ok, err = core.write_file_atomic(path, s)
+  if not ok then fail("cannot write %s", err) end
 end
 
 local made = {}   -- folders this process created or saw (saves a process per file)
