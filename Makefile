@@ -26,7 +26,7 @@ LIBFLAG   ?= -shared
 OE_CFLAGS := $(OPT) -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
              $(LUA_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 OE_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmvec -lm -lgomp
-SRC       := $(sort $(wildcard csrc/*/*.c))
+SRC       := $(sort $(filter-out csrc/dist/% csrc/bind/dist_mpi.c,$(wildcard csrc/*/*.c)))
 BUILD     ?= build
 OBJ       := $(SRC:csrc/%.c=$(BUILD)/obj/%.o)
 HDR       := $(wildcard csrc/*/*.h)
@@ -54,6 +54,16 @@ $(BUILD)/obj/%.o: csrc/%.c $(HDR) $(STAMP)
 $(LIB): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(OE_CFLAGS) $(CFLAGS) $(LDFLAGS) -Wl,-z,nodelete -o $@ $(OBJ) $(OE_LIBS) $(LDLIBS)
+
+# Optional: oe.dist over Open MPI, a module of its own (oneencoder/dist_mpi.so) built only when
+# pkg-config finds ompi-c (libopenmpi-dev); core.so never links MPI
+MPI_LIBS  := $(shell pkg-config --libs ompi-c 2>/dev/null)
+DIST_SRC  := $(sort $(wildcard csrc/dist/*.c)) csrc/bind/dist_mpi.c
+DIST_LIB  := $(if $(MPI_LIBS),$(BUILD)/oneencoder/dist_mpi.so)
+all: $(DIST_LIB)
+$(BUILD)/oneencoder/dist_mpi.so: $(DIST_SRC) $(wildcard csrc/dist/*.h) $(HDR) $(STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) $(OE_CFLAGS) $(shell pkg-config --cflags ompi-c) $(CFLAGS) $(LDFLAGS) -Wl,-z,nodelete -o $@ $(DIST_SRC) $(MPI_LIBS) $(LDLIBS)
 
 FORCE:
 

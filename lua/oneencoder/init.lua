@@ -118,4 +118,5 @@ oe.cache = require "oneencoder.cache"
 oe.checkpoint = require "oneencoder.checkpoint"
 oe.encoders = require "oneencoder.encoders"
 oe.text = require "oneencoder.text"
+oe.dist = require "oneencoder.dist"
 return oe
