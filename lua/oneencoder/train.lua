@@ -11,12 +11,24 @@
 -- is given, else a generator seeded by one draw of the global stream. The global
 -- stream is not reseeded; the model draws dropout from the trainer's generator only
 -- while the trainer runs.
+-- Data-parallel (oe.dist initialised with more than one rank, `mpirun -np N`): batch_size is
+-- per rank and the global batch of N x batch_size pairs gives the negatives; every epoch's
+-- permutation is the same on every rank and each rank embeds its contiguous share of every
+-- global batch; the embeddings are all-gathered (opts.local_loss / opts.gather_with_grad, see
+-- train_dist.lua) so the loss is the one-process loss over the global batch; gradients are
+-- summed over ranks in buckets (opts.bucket_floats); validation runs over global batches and
+-- rank 0's scheduler and early-stopping decisions are broadcast; rank 0 alone writes the
+-- checkpoints, the log and the progress, and its checkpoint (with every rank's dropout
+-- generator) is handed to every rank on resume. Each rank draws its dropout from a stream of
+-- its own, seeded from the run's seed and the rank.
 local core = require "oneencoder.core"
 local T = require "oneencoder.tensor"
 local F = require "oneencoder.functional"
 local A = require "oneencoder.autograd"
 local optim = require "oneencoder.optim"
 local data = require "oneencoder.data"
+local dist = require "oneencoder.dist"
+local TD = require "oneencoder.train_dist"
 
 local TR = {}
 
@@ -34,19 +46,45 @@ function TR.clip_loss(ea, eb, scale, dup_mask)
 end
 
 -- dup_mask from item ids of both sides: (i, j), i ~= j, share an a-item or a b-item
+-- (positions grouped by item, so a global batch of thousands costs only its shared items)
 local function duplicate_mask(ids_a, ids_b)
   local B = #ids_a
-  local m, any = nil, false
-  for i = 1, B do
-    for j = 1, B do
-      if i ~= j and (ids_a[i] == ids_a[j] or ids_b[i] == ids_b[j]) then
-        m = m or core.zeros({ B, B }, "uint8")
-        core.set(m, 1, i, j)
-        any = true
+  local m
+  for _, ids in ipairs({ ids_a, ids_b }) do
+    local at = {}
+    for i = 1, B do
+      local list = at[ids[i]]
+      if list then list[#list + 1] = i else at[ids[i]] = { i } end
+    end
+    for i = 1, B do
+      local list = at[ids[i]]
+      if #list > 1 then
+        for _, j in ipairs(list) do
+          if j ~= i then
+            m = m or core.zeros({ B, B }, "uint8")
+            core.set(m, 1, i, j)
+          end
+        end
       end
     end
   end
-  return any and m or nil
+  return m
+end
+
+-- local_clip_loss(ea (n, d), eb (n, d), EA (N, d), EB (N, d), scale, dup_mask, off) -> scalar:
+-- the loss rows of pairs off+1 .. off+n of a global batch of N (both directions), each
+-- direction's cross-entropy averaged over these n rows
+local function local_clip_loss(ea, eb, EA, EB, scale, dup_mask, off)
+  local n = core.shape(ea)[1]
+  local la = T.matmul(ea, T.t(EB)) * scale
+  local lb = T.matmul(eb, T.t(EA)) * scale
+  if dup_mask then
+    local rows = core.narrow(dup_mask, 1, off + 1, n) -- symmetric: the same rows serve both directions
+    la = T.masked_fill(la, rows, -math.huge)
+    lb = T.masked_fill(lb, rows, -math.huge)
+  end
+  local target = core.arange(off, off + n, 1, "int64")
+  return (F.cross_entropy(la, target) + F.cross_entropy(lb, target)) * 0.5
 end
 
 -- rank1(ea, eb, ids_b): fraction of rows of ea whose best match in eb is their own
@@ -189,29 +227,44 @@ local function run(model, o, stage)
   end
   if a.set:size() == 0 or b.set:size() == 0 then error("train: empty dataset", 3) end
 
+  -- data-parallel context (nil in one process); rank 0 alone writes files and prints
+  local P = TD.context(opts)
+  local root = P == nil or P.rank == 0
+  if not root then opts.progress = false; opts.log_path = nil end
+
   local gen = opts.generator
   if gen ~= nil and not core.is_generator(gen) then error("train: opts.generator must be an oe.Generator", 3) end
   local seed = opts.seed ~= nil and math.tointeger(opts.seed) or nil
   if opts.seed ~= nil and not seed then error("train: opts.seed must be an integer, got " .. tostring(opts.seed), 3) end
   gen = gen or core.generator(seed) -- no seed: seeded by one draw of the global stream
-  local dir = opts.checkpoint_dir
+  if P then P:sync_generator(gen) end -- the same split and permutations on every rank
+  local dir = root and opts.checkpoint_dir or nil
   ensure_dir(dir)
   if dir then remove_stale_temporaries(dir) end
   local S = require "oneencoder.serialize"
   local last_path = dir and (dir .. "/last.safetensors")
   local best_path = dir and (dir .. "/best.safetensors")
-  local resuming = dir and opts.resume and file_exists(last_path)
+  local resuming = dir and opts.resume and file_exists(last_path) or false
+  local start
   if resuming then -- the run's split comes from the generator position it started from
     local info, meta = S.header(last_path)
-    local start = info and meta.rng_start and decode_flat(meta.rng_start)
-    if start then gen:set_state(math.tointeger(start.seed), math.tointeger(start.counter)) end
+    start = info and meta.rng_start and decode_flat(meta.rng_start)
+    start = start and { math.tointeger(start.seed), math.tointeger(start.counter) }
   end
+  if P then
+    local v = P:root_values({ resuming, start and start[1], start and start[2] }, 3)
+    resuming, start = v[1], v[2] and { v[2], v[3] } or nil
+  end
+  if start then gen:set_state(start[1], start[2]) end
   local gen_start = gen:state()
   local pairs_all = make_pairs(a.set:size(), b.set:size(), opts.pairs)
   local train_pairs, val_pairs = opts.train_pairs, opts.val_pairs
   if not train_pairs then train_pairs, val_pairs = split_pairs(pairs_all, opts.val_split, gen) end
   if #train_pairs < 2 then error("train: fewer than 2 training pairs", 3) end
 
+  local B = opts.batch_size
+  local NB = P and B * P.size or B                  -- the global batch
+  local min_batch = P and math.max(2, P.size) or 2  -- smaller remainders are left out
   local params = model:parameters(true)
   if #params == 0 then error("train: the model has no trainable parameters", 3) end
   local opt = optim.AdamW(params, { lr = opts.lr, weight_decay = opts.weight_decay, betas = opts.betas, eps = opts.eps })
@@ -221,16 +274,16 @@ local function run(model, o, stage)
   elseif opts.scheduler == "step" then
     sched = optim.StepLR(opt, { step_size = opts.step_size or 10, gamma = opts.gamma or 0.5 })
   elseif opts.scheduler == "cosine" then
-    local steps = opts.epochs * math.ceil(#train_pairs / opts.batch_size)
+    local steps = opts.epochs * math.ceil(#train_pairs / NB)
     sched = optim.CosineWarmup(opt, { warmup = opts.warmup or 0, total = steps })
   elseif opts.scheduler ~= "none" then
     error("train: unknown scheduler '" .. tostring(opts.scheduler) .. "' (plateau, step, cosine, none)", 3)
   end
 
-  -- step 2: the anchor side cannot change, embed it once
+  -- step 2: the anchor side cannot change, embed it once (in shards over the ranks)
   local anchor
   if stage == 2 then
-    anchor = model:embed_set(b.name, b.set, 256)
+    anchor = P and P:embed_set(model, b.name, b.set, 256) or model:embed_set(b.name, b.set, 256)
   end
   local function embed_b(ids, training)
     if anchor then
@@ -244,11 +297,16 @@ local function run(model, o, stage)
 
   local state = { epoch = 0, best = math.huge, bad = 0, finished = 0 }
   local history = {}
+  local rank_rng -- the checkpoint's dropout generators of every rank (data-parallel)
 
-  -- resume
+  -- resume: rank 0 reads the checkpoint and hands it to the other ranks
   if resuming then
-    local tensors, meta = S.load(last_path)
-    if not tensors then error("train: cannot resume from " .. last_path .. ": " .. tostring(meta), 3) end
+    local tensors, meta
+    if root then
+      tensors, meta = S.load(last_path)
+      if not tensors then error("train: cannot resume from " .. last_path .. ": " .. tostring(meta), 3) end
+    end
+    if P then tensors, meta = P:share_checkpoint(tensors, meta) end
     local weights, ostate = {}, {}
     for k, t in pairs(tensors) do
       local on = k:match("^optim%.(.+)$")
@@ -260,14 +318,19 @@ local function run(model, o, stage)
     state = decode_flat(meta.state)
     local rng = decode_flat(meta.rng)
     gen:set_state(math.tointeger(rng.seed), math.tointeger(rng.counter))
+    rank_rng = meta.rng_ranks
     if opts.log_path then keep_finished_epochs(opts.log_path, state.epoch) end
     if opts.progress ~= false then
       print(string.format("%s: resuming after epoch %d from %s", opts.name or "train", state.epoch, last_path))
     end
+  elseif P then
+    P:broadcast_module(model) -- every rank starts from rank 0's weights
   end
   if opts.log_path and state.epoch == 0 then local wf = io.open(opts.log_path, "w"); if wf then wf:close() end end
+  -- dropout: the run's generator in one process; a stream of its own on every rank
+  local dgen = P and P:dropout_generator(gen_start[1], rank_rng) or gen
 
-  local function save_checkpoint(path, extra)
+  local function save_checkpoint(path, extra, rank_states)
     local tensors = {}
     for k, t in pairs(model:state_dict()) do tensors[k] = t end
     local sd = opt:state_dict()
@@ -277,6 +340,7 @@ local function run(model, o, stage)
     meta.state = encode_flat(state)
     meta.rng = string.format("seed=%d;counter=%d", rng[1], rng[2])
     meta.rng_start = string.format("seed=%d;counter=%d", gen_start[1], gen_start[2])
+    if rank_states then meta.rng_ranks = rank_states end
     meta.optim_steps = encode_flat(sd.meta.steps)
     meta.optim_lrs = encode_flat(sd.meta.lrs)
     meta.sched = sched and sched.state and encode_flat(sched:state()) or ""
@@ -285,22 +349,38 @@ local function run(model, o, stage)
     if not ok then error("train: saving checkpoint failed: " .. tostring(err), 0) end
   end
 
+  -- the pairs first .. first+m-1 of list (global positions), and this rank's share of them
+  local function batch_ids(list, pick, first, m)
+    local ia, ib = {}, {}
+    for i = first, first + m - 1 do
+      local p = list[pick and pick[i] or i]
+      ia[#ia + 1], ib[#ib + 1] = p[1], p[2]
+    end
+    return ia, ib
+  end
+  local function share(ids, off, n) return table.move(ids, off + 1, off + n, 1, {}) end
+
   local function validate()
     if #val_pairs == 0 then return nil, nil end
     return A.no_grad(function()
       model:eval()
       local total, count = 0, 0
       local ea_all, eb_all, ids_b = {}, {}, {}
-      for s = 1, #val_pairs, opts.batch_size do
-        local ia, ib = {}, {}
-        for i = s, math.min(#val_pairs, s + opts.batch_size - 1) do
-          ia[#ia + 1] = val_pairs[i][1]
-          ib[#ib + 1] = val_pairs[i][2]
-        end
-        if #ia >= 2 then
-          local xa, la = a.set:batch(ia)
-          local ea = model:embed(a.name, xa, la)
-          local eb = embed_b(ib, false)
+      for s = 1, #val_pairs, NB do
+        local m = math.min(NB, #val_pairs - s + 1)
+        if m >= min_batch then
+          local ia, ib = batch_ids(val_pairs, nil, s, m)
+          local ea, eb
+          if P then -- every rank embeds its share; the global batch is gathered
+            local rows, off, n = P:shard(m)
+            local xa, la = a.set:batch(share(ia, off, n))
+            ea = dist.gather_rows(model:embed(a.name, xa, la), rows)
+            eb = anchor and embed_b(ib, false) or dist.gather_rows(embed_b(share(ib, off, n), false), rows)
+          else
+            local xa, la = a.set:batch(ia)
+            ea = model:embed(a.name, xa, la)
+            eb = embed_b(ib, false)
+          end
           local loss = TR.clip_loss(ea, eb, model:logit_scale(),
             opts.drop_duplicates and duplicate_mask(ia, ib) or nil)
           total = total + core.item(loss) * #ia
@@ -319,46 +399,93 @@ local function run(model, o, stage)
     end)
   end
 
-  -- the model draws its dropout from gen while this function runs (on errors too)
+  -- one process: forward, NaN check, backward; returns the loss
+  local function local_step(ia, ib, epoch, bi)
+    local xa, la = a.set:batch(ia)
+    local ea = model:embed(a.name, xa, la)
+    local eb = embed_b(ib, true)
+    local loss = TR.clip_loss(ea, eb, model:logit_scale(), opts.drop_duplicates and duplicate_mask(ia, ib) or nil)
+    local lv = core.item(loss)
+    if lv ~= lv or lv == math.huge or lv == -math.huge then
+      error(string.format("%s: loss is %s at epoch %d, batch %d; stopping (the last good checkpoint is kept)",
+        opts.name or "train", tostring(lv), epoch, bi), 0)
+    end
+    opt:zero_grad()
+    loss:backward()
+    return lv
+  end
+
+  -- data-parallel: this rank's share forward, the global batch gathered, backward, gradients
+  -- summed over ranks; the NaN check on the reduced loss, so every rank stops together
+  local temperature = model.temperature
+  local replicated = {} -- used whole on every rank (not through an embedding): summed R times
+  if not P or P.local_loss or P.gather_with_grad then replicated = nil
+  elseif core.is_tensor(temperature) and A.requires_grad(temperature) then replicated[temperature] = 1 / P.size end
+  local function parallel_step(ia, ib, epoch, bi)
+    local m = #ia
+    local rows, off, n = P:shard(m)
+    local ia_l, ib_l = share(ia, off, n), share(ib, off, n)
+    local mode = P.gather_with_grad and "sum" or "local"
+    local xa, la = a.set:batch(ia_l)
+    local ea = model:embed(a.name, xa, la)
+    local EA = dist.gather_with_grad(ea, rows, mode)
+    local eb, EB
+    if anchor then -- step 2: every rank has the whole anchor; nothing to gather
+      EB = embed_b(ib, true)
+      eb = core.narrow(EB, 1, off + 1, n)
+    else
+      eb = embed_b(ib_l, true)
+      EB = dist.gather_with_grad(eb, rows, mode)
+    end
+    local scale = model:logit_scale()
+    local dup = opts.drop_duplicates and duplicate_mask(ia, ib) or nil
+    local objective, share_of_loss
+    if P.local_loss then
+      objective = local_clip_loss(ea, eb, EA, EB, scale, dup, off) * (n / m)
+      share_of_loss = core.item(objective)
+    else
+      local loss = TR.clip_loss(EA, EB, scale, dup)
+      objective = P.gather_with_grad and loss * (1 / P.size) or loss
+      share_of_loss = core.item(loss) / P.size
+    end
+    opt:zero_grad()
+    objective:backward()
+    local lv = P:reduce_gradients(params, replicated, share_of_loss)
+    if not P.local_loss then lv = share_of_loss * P.size end -- this rank's value of the global loss
+    if lv ~= lv or lv == math.huge or lv == -math.huge then
+      error(string.format("%s: loss is %s at epoch %d, batch %d; stopping (the last good checkpoint is kept)",
+        opts.name or "train", tostring(lv), epoch, bi), 0)
+    end
+    return lv
+  end
+
+  -- the model draws its dropout from dgen while this function runs (on errors too)
   local modules, previous = model:modules(), {}
   for i, mod in ipairs(modules) do previous[i] = rawget(mod, "generator") end
   local restore_generators <close> = setmetatable({}, { __close = function()
     for i, mod in ipairs(modules) do rawset(mod, "generator", previous[i]) end
   end })
-  model:set_generator(gen)
+  model:set_generator(dgen)
   model:train()
-  local B = opts.batch_size
   local global_step = 0
   while state.finished == 0 and state.epoch < opts.epochs do
     local epoch = state.epoch + 1
     local t0 = core.now()
     local order = data.permutation(#train_pairs, gen)
     local loss_sum, n_seen = 0, 0
-    local nb = #train_pairs // B + ((#train_pairs % B >= 2) and 1 or 0)
+    local nb = #train_pairs // NB + ((#train_pairs % NB >= min_batch) and 1 or 0)
     for bi = 1, nb do
-      local ia, ib = {}, {}
-      for i = (bi - 1) * B + 1, math.min(#train_pairs, bi * B) do
-        local p = train_pairs[order[i]]
-        ia[#ia + 1], ib[#ib + 1] = p[1], p[2]
-      end
-      local xa, la = a.set:batch(ia)
-      local ea = model:embed(a.name, xa, la)
-      local eb = embed_b(ib, true)
-      local loss = TR.clip_loss(ea, eb, model:logit_scale(), opts.drop_duplicates and duplicate_mask(ia, ib) or nil)
-      local lv = core.item(loss)
+      local first = (bi - 1) * NB + 1
+      local ia, ib = batch_ids(train_pairs, order, first, math.min(NB, #train_pairs - first + 1))
+      local lv = (P and parallel_step or local_step)(ia, ib, epoch, bi)
       global_step = global_step + 1
-      if lv ~= lv or lv == math.huge or lv == -math.huge then
-        error(string.format("%s: loss is %s at epoch %d, batch %d; stopping (the last good checkpoint is kept)",
-          opts.name or "train", tostring(lv), epoch, bi), 0)
-      end
-      opt:zero_grad()
-      loss:backward()
       if opts.clip_grad_norm then optim.clip_grad_norm(params, opts.clip_grad_norm) end
       opt:step()
       if opts.scheduler == "cosine" then sched:step() end
       loss_sum = loss_sum + lv * #ia
       n_seen = n_seen + #ia
       progress(opts, opts.name or "train", epoch, bi, nb, loss_sum / n_seen, opt.param_groups[1].lr, n_seen / (core.now() - t0))
+      if opts.on_step then opts.on_step({ epoch = epoch, batch = bi, step = global_step, loss = lv }) end
     end
     if isatty() and opts.progress ~= false then io.write("\n") end
     local train_loss = loss_sum / math.max(n_seen, 1)
@@ -372,12 +499,17 @@ local function run(model, o, stage)
     if improved then
       state.best = monitor
       state.bad = 0
-      if best_path then save_checkpoint(best_path, { epoch = tostring(epoch) }) end
     else
       state.bad = state.bad + 1
       if opts.early_stopping and state.bad >= opts.early_stopping then state.finished = 1 end
     end
     if epoch >= opts.epochs then state.finished = 1 end
+    local rank_states
+    if P then -- rank 0's decisions on every rank; every rank's dropout generator for the checkpoint
+      train_loss, val_loss, val_r1, improved = P:adopt_decisions(opt, sched, state, train_loss, val_loss, val_r1, improved)
+      rank_states = P:generator_states(dgen)
+    end
+    if improved and best_path then save_checkpoint(best_path, { epoch = tostring(epoch) }, rank_states) end
     local rec = { epoch = epoch, train_loss = train_loss, val_loss = val_loss or -1, lr = lr, val_r1 = val_r1 or -1,
       seconds = core.now() - t0, stage = opts.name or "train" }
     history[#history + 1] = rec
@@ -390,11 +522,11 @@ local function run(model, o, stage)
         val_loss and string.format("%.4f", val_loss) or "-", val_r1 and string.format("%.3f", val_r1) or "-", lr,
         rec.seconds, improved and " *" or ""))
     end
-    if last_path then save_checkpoint(last_path) end
+    if last_path then save_checkpoint(last_path, nil, rank_states) end
     if opts.on_epoch then opts.on_epoch(rec) end
   end
 
-  -- finish with the best weights
+  -- finish with the best weights (read by rank 0, handed to the others)
   if best_path then
     local tensors = S.load(best_path)
     if tensors then
@@ -403,6 +535,7 @@ local function run(model, o, stage)
       model:load_state_dict(w)
     end
   end
+  if P then P:broadcast_module(model) end
   model:train()
   return { epochs = state.epoch, best_val_loss = state.best, history = history }
 end
