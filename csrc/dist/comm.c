@@ -45,7 +45,7 @@ static int fail_mpi(oe_err *e, int rc, const char *what) {
   char s[MPI_MAX_ERROR_STRING];
   int len = 0;
   if (MPI_Error_string(rc, s, &len) != MPI_SUCCESS) snprintf(s, sizeof s, "MPI error %d", rc);
-  return fail(e, OE_EIO, "%s: %s", what, s);
+  return fail(e, OE_EIO, "%s: %s (rank %d)", what, s, S.rank);
 }
 
 static MPI_Datatype mpi_type(oe_dist_type t) {

@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include "../core/tensor.h"
 
-#define OE_DIST_GRACE_S 5.0
+#define OE_DIST_GRACE_S 3.0
 
 typedef enum { OE_DIST_SUM = 0, OE_DIST_MAX = 1, OE_DIST_MIN = 2 } oe_dist_op;
 /* element types: the tensor dtypes plus F64 (Lua numbers) */

@@ -46,9 +46,9 @@ local function need(fn)
   if not D.is_initialized() then error("oe.dist." .. fn .. ": oe.dist.init() was not called (or finalize() was)", 3) end
 end
 
--- a failed collective: raise with the rank named (the job cannot continue)
+-- a failed collective: raise (the message names the rank; the job cannot continue)
 local function check(ok, err)
-  if ok == nil then error(string.format("oe.dist (rank %d): %s", mpi.rank(), tostring(err)), 3) end
+  if ok == nil then error(tostring(err), 3) end
   return ok
 end
 
