@@ -118,5 +118,6 @@ oe.cache = require "oneencoder.cache"
 oe.checkpoint = require "oneencoder.checkpoint"
 oe.encoders = require "oneencoder.encoders"
 oe.text = require "oneencoder.text"
+oe.pretrained = require "oneencoder.pretrained"
 oe.dist = require "oneencoder.dist"
 return oe

@@ -191,6 +191,34 @@ function OneEncoder:embed_set(name, set, batch)
   end)
 end
 
+-- set_encoder(name, enc): the frozen encoder (oe.encoders.create) whose features feed modality
+-- name; kept beside the model, never in its state dict; nil detaches it. Its dim must be the
+-- modality's input_dim. Then m:embed_images / m:embed_texts (oneencoder.pretrained) take raw inputs.
+function OneEncoder:set_encoder(name, enc)
+  local info = self:modality(name)
+  if enc ~= nil then
+    if type(enc) ~= "table" or type(enc.encode) ~= "function" or type(enc.check) ~= "function" then
+      error("set_encoder: expected an encoder (oe.encoders.create), got " .. type(enc), 2)
+    end
+    if enc.dim ~= info.input_dim then
+      error(string.format("set_encoder: the encoder gives %s-d features, modality '%s' takes %d", tostring(enc.dim), name, info.input_dim), 2)
+    end
+  end
+  self._encoders = self._encoders or {}
+  self._encoders[name] = enc
+  return self
+end
+
+-- encoder(name) -> the attached encoder or nil
+function OneEncoder:encoder(name)
+  self:modality(name)
+  return self._encoders and self._encoders[name]
+end
+
+-- embed_images(paths or images, opts) / embed_texts(strings, opts) -> (B, d): see oneencoder.pretrained
+function OneEncoder:embed_images(inputs, opts) return require("oneencoder.pretrained").embed(self, "image", inputs, opts) end
+function OneEncoder:embed_texts(texts, opts) return require("oneencoder.pretrained").embed(self, "text", texts, opts) end
+
 -- logit scale: exp(clamp(t, 2.5, 3.0)); constant exp(2.5) unless learnable
 function OneEncoder:logit_scale()
   local c = self.cfg
