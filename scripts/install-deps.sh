@@ -1,13 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages oneencoder needs, when they are missing.
 #   sh scripts/install-deps.sh lib     the library only: compiler, Lua headers, LuaRocks, the C libraries
-#   sh scripts/install-deps.sh test    lib + busted and the tools the specs call (ffmpeg, npm for the vocabulary)
+#   sh scripts/install-deps.sh test    lib + busted and the tools the specs call (ffmpeg, npm for the vocabulary, Open MPI for oe.dist)
 #   sh scripts/install-deps.sh demo    test + espeak-ng (speech for the demo data)
 #   sh scripts/install-deps.sh bench   lib + Debian's PyTorch and torchvision (the references in bench/)
 # As root it runs apt-get itself; otherwise it prints the exact command.
 LIB="lua5.4 liblua5.4-dev luarocks pkg-config gcc make libopenblas-dev libsndfile1-dev libturbojpeg0-dev \
 libpng-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libfftw3-dev libutf8proc-dev libxxhash-dev zip unzip"
-TEST="$LIB lua-busted ffmpeg"
+TEST="$LIB lua-busted ffmpeg openmpi-bin libopenmpi-dev"
 case "${1:-test}" in
   lib) PKGS="$LIB" ;;
   test) PKGS="$TEST" ;;
