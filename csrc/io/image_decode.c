@@ -268,13 +268,32 @@ static int jpeg_decode(const uint8_t *buf, size_t len, const oe_image_info *info
     free(tmp);
     return ERR(OE_ENOMEM, "cannot start the JPEG decoder");
   }
+  const size_t tbytes = (size_t)rw * rh * pc;
+  memset(target, 0, tbytes); /* a decode that stops early leaves zeros, never old heap bytes */
   int r = tjDecompress2(h, buf, (unsigned long)len, target, rw, 0, rh, pf, 0);
   if (r != 0) {
     const char *m = tjGetErrorStr2(h);
     int warning = tjGetErrorCode(h) == TJERR_WARNING;
+    /* TurboJPEG 2.x reports a fatal error that follows a warning as a warning (its
+     * warning flag stays set): decode again into a buffer filled with 0xFF; bytes
+     * that differ were never written, so the decoder gave up part way. */
+    int incomplete = 0;
+    if (warning && !strstr(m, "Premature end")) {
+      uint8_t *chk = malloc(tbytes ? tbytes : 1);
+      if (!chk) {
+        tjDestroy(h);
+        free(tmp);
+        return ERR(OE_ENOMEM, "out of memory for a %d x %d image", rw, rh);
+      }
+      memset(chk, 0xFF, tbytes);
+      (void)tjDecompress2(h, buf, (unsigned long)len, chk, rw, 0, rh, pf, 0);
+      incomplete = memcmp(chk, target, tbytes) != 0;
+      free(chk);
+      m = tjGetErrorStr2(h);
+    }
     /* libjpeg keeps going after most data errors (warnings) as Pillow does; a
      * file that ends before its data does is refused as truncated. */
-    if (!warning || strstr(m, "Premature end")) {
+    if (!warning || incomplete || strstr(m, "Premature end")) {
       if (strstr(m, "Premature end")) (void)ERR(OE_EINVAL, "truncated JPEG data (%s)", m);
       else (void)ERR(OE_EINVAL, "corrupt JPEG data: %s", m);
       tjDestroy(h);

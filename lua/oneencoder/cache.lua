@@ -138,7 +138,7 @@ function Cache:refresh()
     else
       for _, line in ipairs(split_lines(meta.shards)) do
         local f = split_tabs(line)
-        local rec = { file = f[1], encoder_id = dec(f[2] or ""), dtype = f[3], n = math.tointeger(tonumber(f[4])),
+        local rec = { file = f[1], encoder_id = dec(f[2] or ""), dtype = f[3] or "", n = math.tointeger(tonumber(f[4])),
           bytes = math.tointeger(tonumber(f[5])), checksum = f[6] }
         self.all_shards[#self.all_shards + 1] = rec
         local seq = math.tointeger(tonumber((rec.file or ""):match("^shard%-(%d+)%-")))
@@ -162,11 +162,11 @@ function Cache:_index_shard(rec)
   local path = join(self.dir, rec.file)
   local st = core.fs_stat(path)
   if not st then return self:_problem(rec, path .. ": missing") end
-  if not (rec.checksum or ""):match("^%x+$") then
+  if not (rec.checksum or ""):match("^" .. ("[0-9a-f]"):rep(16) .. "$") then
     return self:_problem(rec, path .. ": the manifest has no content checksum for it (written by an older version)")
   end
   if st.size ~= rec.bytes then
-    return self:_problem(rec, string.format("%s: %d bytes on disk, the manifest recorded %d", path, st.size, rec.bytes))
+    return self:_problem(rec, string.format("%s: %d bytes on disk, the manifest recorded %s", path, st.size, tostring(rec.bytes)))
   end
   local info, meta = S.header(path)
   if not info then return self:_problem(rec, meta) end
