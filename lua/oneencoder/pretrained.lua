@@ -24,7 +24,10 @@
 --   vit, bert       extra options for oe.encoders.create("vit"/"bert", ...) (heads 12 and the
 --                   `original` preprocessing by default; the released file has no config.json)
 --   heads, fusion, pooling, dropout, temperature: options of oe.checkpoint.import_original
--- report: {checkpoint = import_original's report, encoders = {image = id, text = id}, weights = path}
+-- report: {checkpoint = import_original's report, encoders = {image = id, text = id}, weights = path,
+--   unattached = {modality = {key prefixes}}: frozen encoders of a kind not run here (a step-2
+--   file's audio_encoder.pretrained_encoder.*, Wav2Vec2): their weights are left in the file}
+-- A step-2 file (text_image_encoder.* beside one new modality) loads too: image and text attached.
 --
 -- embed(model, name, inputs, opts) (m:embed_images / m:embed_texts) -> (N, d), kept, bad
 --   images: paths (decoded as cv2.imread does: RGB, alpha dropped, EXIF orientation applied)
@@ -145,13 +148,18 @@ function M.load(path, opts)
     return nil, path .. ": unexpected keys (neither the OneEncoder model nor a frozen encoder takes them): " .. table.concat(names, ", ")
   end
   -- the frozen encoders: each step-1 modality's keys under one prefix of a known kind
-  local plan = {}
+  local plan, unattached = {}, {}
   local expected_kind = { image = "vit", text = "bert" }
   for _, name in ipairs(sorted_keys(rep.encoders)) do
     local subs, want = rep.encoders[name], expected_kind[name]
+    if not want then
+      -- a step-2 modality (audio, video): no encoder of its kind here yet; m:set_encoder attaches one
+      unattached[name] = subs
+      goto next_modality
+    end
     local odd = {}
     for _, sub in ipairs(subs) do
-      if kind_of(sub) ~= want or not want then odd[#odd + 1] = sub end
+      if kind_of(sub) ~= want then odd[#odd + 1] = sub end
     end
     if #odd > 0 or #subs > 1 then
       local names = {}
@@ -160,12 +168,12 @@ function M.load(path, opts)
           if k:sub(1, #sub) == sub and #names < 20 then names[#names + 1] = k .. " " .. dims(info[k].shape) end
         end
       end
-      local wanted = want and (subs[1]:match("^(.-" .. name .. "_encoder%.)") or "") .. (want == "vit" and "pretrained_vit.*" or "pretrained_bert.*")
-      return nil, string.format("%s: unexpected keys%s: %s", path,
-        wanted and (" (the frozen encoder of modality '" .. name .. "' is " .. wanted .. ")") or
-        " (no frozen encoder is known for modality '" .. name .. "')", table.concat(names, ", "))
+      local wanted = (subs[1]:match("^(.-" .. name .. "_encoder%.)") or "") .. (want == "vit" and "pretrained_vit.*" or "pretrained_bert.*")
+      return nil, string.format("%s: unexpected keys (the frozen encoder of modality '%s' is %s): %s", path, name, wanted,
+        table.concat(names, ", "))
     end
     plan[name] = { kind = kind_of(subs[1]), prefix = subs[1] }
+    ::next_modality::
   end
   for _, name in ipairs { "image", "text" } do
     if model.modalities[name] and not plan[name] then
@@ -211,7 +219,7 @@ function M.load(path, opts)
   end
   model.embed_options = { batch = opts.batch, padding_policy = opts.padding_policy }
   model:eval()
-  return model, { checkpoint = rep, encoders = ids, weights = path }
+  return model, { checkpoint = rep, encoders = ids, unattached = unattached, weights = path }
 end
 
 -- ---------------------------------------------------------------- embed
