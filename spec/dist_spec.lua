@@ -40,20 +40,21 @@ local function run(cmd, dir)
 end
 
 -- under SANITIZE=1 the ranks get the sanitizer runtime but mpirun itself does not (its own
--- allocations are not ours to check), and Open MPI's libraries are left out of leak reports
-local function sanitizer_args(dir)
+-- allocations are not ours to check), and the ranks run without leak detection: Open MPI
+-- unloads its components in MPI_Finalize, before LeakSanitizer reports, so their leftover
+-- allocations come out as leaks from "<unknown module>" that no suppression can name. Memory
+-- errors and undefined behaviour are still caught there; leaks of the core are checked by the
+-- other specs, in process.
+local function sanitizer_args()
   local pre = os.getenv("LD_PRELOAD")
   if not pre or pre == "" then return "", "" end
-  local supp = dir .. "/lsan.supp"
-  write(supp, (read("scripts/lsan.supp") or "") .. "\nleak:libmpi.so\nleak:libopen-pal.so\nleak:libopen-rte.so\n"
-    .. "leak:libpmix.so\nleak:libhwloc.so\nleak:libevent\nleak:mca_\n")
-  return "env -u LD_PRELOAD", string.format("-x LD_PRELOAD='%s' -x ASAN_OPTIONS -x LSAN_OPTIONS='suppressions=%s:print_suppressions=0'",
-    pre, supp)
+  local asan = (os.getenv("ASAN_OPTIONS") or ""):gsub("detect_leaks=%d", "")
+  return "env -u LD_PRELOAD", string.format("-x LD_PRELOAD='%s' -x ASAN_OPTIONS='%s:detect_leaks=0'", pre, asan)
 end
 
 -- mpirun(np, script args, dir) -> ok, output, seconds (a hung job is stopped after 120 s)
 local function mpirun(np, args, dir)
-  local pre, pass = sanitizer_args(dir)
+  local pre, pass = sanitizer_args()
   return run(string.format("%s %s timeout -k 5 120 mpirun --allow-run-as-root --oversubscribe -np %d %s lua5.4 %s",
     lua_env(), pre, np, pass, args), dir)
 end
