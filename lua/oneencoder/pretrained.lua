@@ -321,7 +321,8 @@ function M.embed(model, name, inputs, opts)
   -- texts without padding: similar lengths in one batch (less BERT padding, fewer UP groups)
   local order = kept
   if texts and tok and policy == "none" then
-    order = { table.unpack(kept) }
+    order = {}
+    for j, k in ipairs(kept) do order[j] = k end
     table.sort(order, function(a, b)
       if lengths_of[a] ~= lengths_of[b] then return lengths_of[a] < lengths_of[b] end
       return a < b
