@@ -137,7 +137,7 @@ describe("a safetensors header near the 100 MB cap parses in memory proportional
 end)
 
 describe("readers refuse named pipes and devices without blocking", function()
-  it("safetensors, image, audio, video, words, WordPiece, a BERT config and read_file answer nil, message at once", function()
+  it("safetensors, image, audio, video, words, WordPiece, a BERT config, the cache's file hashes and read_file answer nil, message at once", function()
     local fifo = tmp("pipe.safetensors")
     assert(sh('mkfifo "' .. fifo .. '"'))
     local out, rc = child(string.format([[
@@ -157,6 +157,8 @@ describe("readers refuse named pipes and devices without blocking", function()
       show("video.sample", pcall(oe.video.sample, p, { frames = 2 }))
       show("words:load", pcall(oe.encoders.Words.load, oe.encoders.Words, p))
       show("read_file", pcall(oe.core.read_file, p))
+      show("fs_sha256", pcall(oe.core.fs_sha256, p))
+      show("fs_xxh3", pcall(oe.core.fs_xxh3, p))
       show("text.WordPiece", pcall(oe.text.WordPiece, p))
       show("bert config", pcall(oe.encoders.create, "bert", { weights = %q, config = p }))
       print("DONE")
@@ -164,7 +166,7 @@ describe("readers refuse named pipes and devices without blocking", function()
     assert.are_not.equal(124, rc, "a reader blocked on the named pipe:\n" .. out)
     assert.matches("DONE", out, 1, true)
     for _, what in ipairs({ "load", "load_header", "image.load", "image.info", "audio.load", "audio.info", "video.info",
-                            "video.sample", "words:load", "read_file", "text.WordPiece", "bert config" }) do
+                            "video.sample", "words:load", "read_file", "fs_sha256", "fs_xxh3", "text.WordPiece", "bert config" }) do
       local line = out:match("\n" .. what:gsub("[%.:]", "%%%0") .. " | ([^\n]*)") or out:match("^" .. what:gsub("[%.:]", "%%%0") .. " | ([^\n]*)")
       assert.is_string(line, what .. " printed nothing:\n" .. out)
       assert.matches(fifo, line, 1, true)

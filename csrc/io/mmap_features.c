@@ -211,8 +211,10 @@ int oe_featmap_checksum(const oe_featmap *m, uint64_t *hash, oe_err *e) {
 }
 
 int oe_file_xxh3(const char *path, uint64_t *hash, uint64_t *size, oe_err *e) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(e, OE_EIO, "%s: cannot open: %s", path, strerror(errno));
+  char why[300];
+  uint64_t fsize;
+  int fd = oe_open_regular(path, &fsize, why, sizeof why); /* a pipe or device is refused, never read */
+  if (fd < 0) return fail(e, OE_EIO, "%s: %s", path, why);
   uint64_t h = 0, n = 0;
   int rc = hash_fd(fd, path, 0, 0, &h, &n, e);
   close(fd);
