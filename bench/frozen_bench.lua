@@ -7,27 +7,15 @@
 --   size), and the images/s and captions/s of that run.
 -- Prints `name: value` (wall seconds, and process CPU seconds over every thread, the steadier
 -- figure on a shared machine). Usage: lua5.4 bench/frozen_bench.lua [threads]
--- The PyTorch reference runs in the same run with the same thread count and the same
--- OPENBLAS_CORETYPE as this process's OpenBLAS uses (oe.info().blas_core).
+-- The PyTorch reference runs in the same run, interleaved with ours repetition by repetition,
+-- with the same thread count, the same OPENBLAS_CORETYPE as this process's OpenBLAS uses
+-- (oe.info().blas_core) and the same OMP_WAIT_POLICY (inherited).
 package.path = "bench/?.lua;" .. package.path
 local oe = require "oneencoder"
 local core = oe.core
 local report = require("common").report
 
 local D, M = 768, 3072
-
--- median wall and process CPU seconds (os.clock counts every thread) of fn over reps runs
-local function times(fn, reps)
-  fn()
-  local w, c = {}, {}
-  for i = 1, reps do
-    local t0, c0 = core.now(), os.clock()
-    fn()
-    w[i], c[i] = core.now() - t0, os.clock() - c0
-  end
-  table.sort(w); table.sort(c)
-  return w[(reps + 1) // 2], c[(reps + 1) // 2]
-end
 
 -- ---- the child: embed from the file, report throughput and peak RSS ----
 if arg[1] == "--child" then
@@ -64,7 +52,8 @@ oe.set_num_threads(threads)
 oe.manual_seed(0)
 local info = oe.info()
 report("threads", threads, "%d")
-print("cpu: " .. tostring(info.cpu) .. ", blas_core: " .. tostring(info.blas_core))
+print("cpu: " .. tostring(info.cpu) .. ", blas_core: " .. tostring(info.blas_core) .. ", OMP_WAIT_POLICY: "
+  .. (os.getenv("OMP_WAIT_POLICY") or "unset") .. " (the reference inherits it)")
 
 -- ---- random weights: ViT-B/16 (timm) and BERT-base (HF) in one file ----
 local function lin(t, name, o, i, std)
@@ -113,23 +102,63 @@ local fsize = core.fs_stat(path).size
 report("frozen_weights_million_params", nparams / 1e6, "%.1f")
 report("frozen_weights_file_mb", fsize / 2 ^ 20, "%.0f")
 
--- ---- the reference, same threads and BLAS kernels ----
-local env = string.format("OPENBLAS_CORETYPE=%s OMP_NUM_THREADS=%d ", info.blas_core or "", threads)
-if not info.blas_core then env = string.format("OMP_NUM_THREADS=%d ", threads) end
-local torch = {}
+-- ---- the reference, same threads, BLAS kernels and OpenMP wait policy, interleaved ----
+-- frozen_torch.py loads both models once and runs one forward per command written to a FIFO;
+-- each repetition runs ours, then theirs, then (for the ViT) one raw sgemm, and the medians of
+-- each are compared, so that all of them see the same drifting load of a shared machine.
+local torch
 do
   local ok = os.execute("/usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1")
   if ok then
-    local p = io.popen(env .. "/usr/bin/python3 bench/frozen_torch.py " .. threads .. " 5 2>/dev/null")
-    for line in p:lines() do
-      local k, v = line:match("^([%w_]+):%s*([%d%.eE+-]+)")
-      if k then torch[k] = tonumber(v) end
+    local fifo = os.tmpname()
+    os.remove(fifo)
+    assert(os.execute("mkfifo '" .. fifo .. "'"))
+    local env = string.format("OMP_NUM_THREADS=%d ", threads)
+    if info.blas_core then env = env .. "OPENBLAS_CORETYPE=" .. info.blas_core .. " " end
+    local out = io.popen(env .. "/usr/bin/python3 bench/frozen_torch.py " .. threads .. " '" .. fifo .. "' 2>/dev/null")
+    local cmd = assert(io.open(fifo, "r+")) -- read-write: opening never blocks on the reader
+    if out:read("l") == "ready" then
+      torch = {}
+      function torch.run(what)
+        cmd:write(what, "\n")
+        cmd:flush()
+        local w, c = out:read("l"):match("^" .. what .. " (%S+) (%S+)")
+        return tonumber(w), tonumber(c)
+      end
+      function torch.close()
+        cmd:write("quit\n")
+        cmd:close()
+        out:close()
+        os.remove(fifo)
+      end
+    else
+      cmd:close(); out:close(); os.remove(fifo)
     end
-    p:close()
   end
 end
 
+local function median(t)
+  table.sort(t)
+  return t[(#t + 1) // 2]
+end
+
+-- reps of: ours (wall, cpu), torch (wall, cpu), extra(); medians
+local function interleaved(reps, ours, what, extra)
+  ours()
+  local r = { w = {}, c = {}, tw = {}, tc = {}, x = {} }
+  for i = 1, reps do
+    local t0, c0 = core.now(), os.clock()
+    ours()
+    r.w[i], r.c[i] = core.now() - t0, os.clock() - c0
+    if torch then r.tw[i], r.tc[i] = torch.run(what) end
+    if extra then r.x[i] = extra() end
+  end
+  return { wall = median(r.w), cpu = median(r.c), torch_wall = torch and median(r.tw), torch_cpu = torch and median(r.tc),
+    extra = extra and median(r.x) }
+end
+
 local w = assert(core.frozen_open(path))
+local REPS = 7
 
 -- ---- ViT-B/16, batch 8 ----
 do
@@ -137,19 +166,19 @@ do
   local Bn, L = 8, 197
   local x = oe.normal({ Bn, 3, 224, 224 }, 0, 1)
   local flops = 2 * Bn * 196 * D * 3 * 256 + 12 * (2 * Bn * L * (3 * D * D + D * D + 2 * D * M) + 4 * Bn * L * L * D)
-  local s, cpu = times(function() vit:forward(x) end, 5)
-  local raw = core.sgemm_seconds(Bn * L, M, D, false, true, 5)
-  local raw_gflops = 2 * Bn * L * M * D / raw / 1e9
-  report("vit_b16_b8_seconds", s)
-  report("vit_b16_b8_cpu_seconds", cpu)
-  report("vit_b16_b8_gflops", flops / s / 1e9, "%.1f")
+  local r = interleaved(REPS, function() vit:forward(x) end, "vit",
+    function() return core.sgemm_seconds(Bn * L, M, D, false, true, 1) end)
+  local raw_gflops = 2 * Bn * L * M * D / r.extra / 1e9
+  report("vit_b16_b8_seconds", r.wall)
+  report("vit_b16_b8_cpu_seconds", r.cpu)
+  report("vit_b16_b8_gflops", flops / r.wall / 1e9, "%.1f")
   report("sgemm_1576x3072x768_gflops", raw_gflops, "%.1f")
-  report("vit_b16_share_of_sgemm_percent", 100 * (flops / s / 1e9) / raw_gflops, "%.1f")
-  if torch.torch_vit_b16_b8_seconds then
-    report("torch_vit_b16_b8_seconds", torch.torch_vit_b16_b8_seconds)
-    report("vit_b16_speedup_vs_torchvision", torch.torch_vit_b16_b8_seconds / s, "%.2f")
-    report("torch_vit_b16_b8_cpu_seconds", torch.torch_vit_b16_b8_cpu_seconds)
-    report("vit_b16_cpu_time_ratio_torchvision_over_ours", torch.torch_vit_b16_b8_cpu_seconds / cpu, "%.2f")
+  report("vit_b16_share_of_sgemm_percent", 100 * (flops / r.wall / 1e9) / raw_gflops, "%.1f")
+  if torch then
+    report("torch_vit_b16_b8_seconds", r.torch_wall)
+    report("torch_vit_b16_b8_cpu_seconds", r.torch_cpu)
+    report("vit_b16_speedup_vs_torchvision", r.torch_wall / r.wall, "%.2f")
+    report("vit_b16_cpu_time_ratio_torchvision_over_ours", r.torch_cpu / r.cpu, "%.2f")
   end
 end
 
@@ -160,17 +189,18 @@ do
   local ids = core.randint(1000, 30000, { Bn, L }, "int64")
   local mask = oe.ones({ Bn, L }, "int64")
   local flops = 12 * (2 * Bn * L * (4 * D * D + 2 * D * M) + 4 * Bn * L * L * D)
-  local s, cpu = times(function() bert:forward(ids, mask) end, 5)
-  report("bert_base_b64x32_seconds", s)
-  report("bert_base_b64x32_cpu_seconds", cpu)
-  report("bert_base_b64x32_gflops", flops / s / 1e9, "%.1f")
-  if torch.torch_bert_base_b64x32_seconds then
-    report("torch_bert_base_b64x32_seconds", torch.torch_bert_base_b64x32_seconds)
-    report("bert_base_speedup_vs_torch_transformer", torch.torch_bert_base_b64x32_seconds / s, "%.2f")
-    report("torch_bert_base_b64x32_cpu_seconds", torch.torch_bert_base_b64x32_cpu_seconds)
-    report("bert_base_cpu_time_ratio_torch_over_ours", torch.torch_bert_base_b64x32_cpu_seconds / cpu, "%.2f")
+  local r = interleaved(REPS, function() bert:forward(ids, mask) end, "bert")
+  report("bert_base_b64x32_seconds", r.wall)
+  report("bert_base_b64x32_cpu_seconds", r.cpu)
+  report("bert_base_b64x32_gflops", flops / r.wall / 1e9, "%.1f")
+  if torch then
+    report("torch_bert_base_b64x32_seconds", r.torch_wall)
+    report("torch_bert_base_b64x32_cpu_seconds", r.torch_cpu)
+    report("bert_base_speedup_vs_torch_transformer", r.torch_wall / r.wall, "%.2f")
+    report("bert_base_cpu_time_ratio_torch_over_ours", r.torch_cpu / r.cpu, "%.2f")
   end
 end
+if torch then torch.close() end
 w = nil
 collectgarbage("collect")
 

@@ -1,53 +1,54 @@
 #!/usr/bin/python3
-"""PyTorch references for bench/frozen_bench.lua, printed as `name: value` (seconds, median).
+"""PyTorch references for bench/frozen_bench.lua, run one at a time on request so that the
+Lua bench can interleave them with its own runs (the machine is shared: load drifts, and
+alternating ours / theirs exposes both to the same conditions).
 
-    /usr/bin/python3 bench/frozen_torch.py THREADS REPS
+    /usr/bin/python3 bench/frozen_torch.py THREADS COMMAND_FIFO
 
-- torch_vit_b16_b8_seconds: torchvision's vit_b_16 (random weights, eval, no_grad), batch 8
-  at 224x224, the whole forward (its classification head is one 768x1000 product, under 0.1%).
-- torch_bert_base_b64x32_seconds: nn.TransformerEncoder of 12 post-norm layers (d 768,
-  12 heads, 3072, GELU, batch_first) in eval + no_grad, which takes PyTorch's fused fast path
-  (torch._transformer_encoder_layer_fwd); every token real (no mask, so no nested tensors and
-  no rows skipped: the same work as a BertModel forward of 64 x 32 tokens without embeddings).
-Wall and process CPU seconds (every thread): on a shared, loaded machine the CPU time is the
-steadier figure. Both use the thread count given (OpenBLAS reads OPENBLAS_CORETYPE from the environment, which
-the Lua bench sets to the core its own process uses).
+Loads both models, runs each once (warm-up), prints "ready", then for every line read from
+COMMAND_FIFO runs one forward and prints "<what> <wall seconds> <process CPU seconds>":
+- vit:  torchvision's vit_b_16 (random weights, eval, no_grad), batch 8 at 224x224, the whole
+        forward (its classification head is one 768x1000 product, under 0.1% of the work);
+- bert: nn.TransformerEncoder of 12 post-norm layers (d 768, 12 heads, 3072, GELU,
+        batch_first) in eval + no_grad, which takes PyTorch's fused fast path
+        (torch._transformer_encoder_layer_fwd), on 64 x 32 tokens, every token real (no mask:
+        no nested tensors and no rows skipped, the same work as a BertModel forward without
+        its embeddings);
+- quit: exit.
+CPU seconds count every thread of the process. The thread count is THREADS; OpenBLAS reads
+OPENBLAS_CORETYPE and libgomp OMP_WAIT_POLICY from the environment the Lua bench passes.
 """
-import statistics
 import sys
 import time
 
 import torch
 import torch.nn as nn
+import torchvision
 
-threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+threads = int(sys.argv[1])
+fifo = sys.argv[2]
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
-
-def median_time(fn):
-    """(median wall seconds, median process CPU seconds over every thread)"""
-    fn()
-    t, c = [], []
-    for _ in range(reps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        t.append(time.perf_counter() - t0)
-        c.append(time.process_time() - c0)
-    return statistics.median(t), statistics.median(c)
-
-
 with torch.no_grad():
-    import torchvision
     vit = torchvision.models.vit_b_16().eval()
     x = torch.randn(8, 3, 224, 224)
-    print("torch_vit_b16_b8_seconds: %.6f\ntorch_vit_b16_b8_cpu_seconds: %.6f" % median_time(lambda: vit(x)), flush=True)
-    del vit
-
     layer = nn.TransformerEncoderLayer(768, 12, 3072, dropout=0.0, activation="gelu", batch_first=True,
                                        norm_first=False, layer_norm_eps=1e-12)
     enc = nn.TransformerEncoder(layer, 12, enable_nested_tensor=False).eval()
     h = torch.randn(64, 32, 768)
-    print("torch_bert_base_b64x32_seconds: %.6f\ntorch_bert_base_b64x32_cpu_seconds: %.6f" % median_time(lambda: enc(h)),
-          flush=True)
+    runs = {"vit": lambda: vit(x), "bert": lambda: enc(h)}
+    for fn in runs.values():
+        fn()
+    print("ready", flush=True)
+    with open(fifo) as commands:
+        for line in commands:
+            what = line.strip()
+            if what == "quit":
+                break
+            if what not in runs:
+                print("unknown %s" % what, flush=True)
+                continue
+            t0, c0 = time.perf_counter(), time.process_time()
+            runs[what]()
+            print("%s %.6f %.6f" % (what, time.perf_counter() - t0, time.process_time() - c0), flush=True)
