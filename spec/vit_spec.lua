@@ -62,9 +62,10 @@ describe("vit: timm layout against torchvision", function()
     local f, lengths = enc:encode(X)
     assert.same({ 197, 197 }, lengths)
     H.allclose(f, ref.features, TOL, "timm features")
-    -- the scratch buffers are reused: a smaller batch, then the first again, same bits
+    -- the scratch buffers are reused: a smaller batch (another path: one image's products are
+    -- split over the threads instead of one image per thread), then the first batch again
     local one = enc:encode(core.narrow(X, 1, 2, 1))
-    same_bits(one, core.narrow(f, 1, 2, 1), "batch of 1 after 2")
+    H.allclose(one, core.narrow(ref.features, 1, 2, 1), TOL, "batch of 1 after 2")
     same_bits(enc:encode(X), f, "batch of 2 again")
   end)
 

@@ -222,10 +222,51 @@ fail_:
   return rc;
 }
 
+/* The whole encoder on nb sequences: ids/mask/types (nb, L), x (nb, L, D) out, scratch scr
+ * (nb * per_seq floats, see oe_bert_forward), att (attention rows for att_threads threads). */
+static void bert_rows(const oe_bert *m, const int64_t *ids, const int64_t *mask, const int64_t *types, int64_t nb,
+                      int64_t L, float *x, float *scr, float *att, int att_threads) {
+  const oe_bert_config *c = &m->cfg;
+  const int64_t D = c->dim, I = c->inter, H = c->heads, hd = D / H, rows = nb * L;
+  const int64_t s_big = rows * (3 * D > I ? 3 * D : I);
+  float *qkv = scr, *mm = scr; /* the MLP reuses the packed rows once the attention is done */
+  float *a = scr + s_big;
+  uint8_t *keep = (uint8_t *)(a + rows * D);
+  if (mask)
+    for (int64_t r = 0; r < rows; r++) keep[r] = (uint8_t)mask[r];
+
+  /* embeddings */
+#pragma omp parallel for schedule(static) if (rows * D > 32768 && !omp_in_parallel())
+  for (int64_t r = 0; r < rows; r++) {
+    const float *w = m->word + ids[r] * D, *p = m->pos + (r % L) * D, *ty = m->type + (types ? types[r] : 0) * D;
+    float *dst = x + r * D;
+    for (int64_t j = 0; j < D; j++) dst[j] = w[j] + p[j] + ty[j];
+  }
+  const float eps = (float)c->eps;
+  oe_fz_add_layernorm(x, NULL, m->emb_ln_w, m->emb_ln_b, x, rows, D, eps);
+
+  for (int64_t i = 0; i < c->layers; i++) {
+    const bert_layer *ly = &m->layers[i];
+    oe_gemm(0, 1, rows, D, D, 1.0f, x, D, ly->q_w, D, 0.0f, qkv, 3 * D);
+    oe_gemm(0, 1, rows, D, D, 1.0f, x, D, ly->k_w, D, 0.0f, qkv + D, 3 * D);
+    oe_gemm(0, 1, rows, D, D, 1.0f, x, D, ly->v_w, D, 0.0f, qkv + 2 * D, 3 * D);
+    oe_fz_add_bias(qkv, ly->q_b, rows, D, 3 * D);
+    oe_fz_add_bias(qkv + D, ly->k_b, rows, D, 3 * D);
+    oe_fz_add_bias(qkv + 2 * D, ly->v_b, rows, D, 3 * D);
+    oe_fz_attention(qkv, 3 * D, nb, L, H, hd, mask ? keep : NULL, a, att, att_threads);
+    oe_gemm(0, 1, rows, D, D, 1.0f, a, D, ly->ao_w, D, 1.0f, x, D);
+    oe_fz_add_layernorm(x, ly->ao_b, ly->ln1_w, ly->ln1_b, x, rows, D, eps);
+    oe_gemm(0, 1, rows, I, D, 1.0f, x, D, ly->fc1_w, D, 0.0f, mm, I);
+    oe_fz_bias_gelu(mm, ly->fc1_b, rows, I);
+    oe_gemm(0, 1, rows, D, I, 1.0f, mm, I, ly->fc2_w, I, 1.0f, x, D);
+    oe_fz_add_layernorm(x, ly->fc2_b, ly->ln2_w, ly->ln2_b, x, rows, D, eps);
+  }
+}
+
 int oe_bert_forward(oe_bert *m, const int64_t *ids, const int64_t *mask, const int64_t *types, int64_t B, int64_t L,
                     float *x, float *pooled, oe_err *e) {
   const oe_bert_config *c = &m->cfg;
-  const int64_t D = c->dim, I = c->inter, H = c->heads, hd = D / H;
+  const int64_t D = c->dim, I = c->inter;
   if (B < 1 || L < 1) return fail(e, OE_EINVAL, "empty batch (%lld x %lld tokens)", (long long)B, (long long)L);
   if (L > c->max_pos)
     return fail(e, OE_EINVAL, "%lld tokens per sequence, the model has %lld positions", (long long)L, (long long)c->max_pos);
@@ -244,50 +285,32 @@ int oe_bert_forward(oe_bert *m, const int64_t *ids, const int64_t *mask, const i
   int rc = oe_fz_check(m->file, e);
   if (rc != OE_OK) return rc;
 
+  /* scratch per sequence: the packed qkv rows or the MLP rows (L, max(3D, I)), the attention
+   * output (L, D) and the key mask (L bytes); sizes checked against overflow first */
   int nt = omp_get_max_threads();
   if (nt < 1) nt = 1;
   const int64_t lim = (int64_t)1 << 40;
-  int64_t rows, s_qkv, s_m, s_a, s_att, s_keep;
-  if (!oe_fz_mul_ok(B, L, lim, &rows) || !oe_fz_mul_ok(rows, 3 * D, lim, &s_qkv) || !oe_fz_mul_ok(rows, I, lim, &s_m) ||
-      !oe_fz_mul_ok(rows, D, lim, &s_a) || !oe_fz_mul_ok(nt, oe_fz_attention_scratch(L), lim, &s_att))
+  int64_t per_seq, s_scr, s_att;
+  if (!oe_fz_mul_ok(L, (3 * D > I ? 3 * D : I) + D + 1, lim, &per_seq) || !oe_fz_mul_ok(B, per_seq, lim, &s_scr) ||
+      !oe_fz_mul_ok(nt, oe_fz_attention_scratch(L), lim, &s_att))
     return fail(e, OE_ENOMEM, "batch of %lld x %lld tokens is too large", (long long)B, (long long)L);
-  s_keep = (rows + 3) / 4; /* bytes as floats */
-  int64_t s_big = s_qkv > s_m ? s_qkv : s_m;
-  size_t total = oe_fz_round((size_t)s_big) + oe_fz_round((size_t)s_a) + oe_fz_round((size_t)s_att) + oe_fz_round((size_t)s_keep);
-  if ((rc = oe_fz_arena_reserve(&m->arena, total, e)) != OE_OK) return rc;
-  float *big = m->arena.buf;
-  float *qkv = big, *mm = big; /* the MLP reuses the packed rows once the attention is done */
-  float *a = big + oe_fz_round((size_t)s_big);
-  float *att = a + oe_fz_round((size_t)s_a);
-  uint8_t *keep = (uint8_t *)(att + oe_fz_round((size_t)s_att));
-  if (mask)
-    for (int64_t r = 0; r < rows; r++) keep[r] = (uint8_t)mask[r];
+  if ((rc = oe_fz_arena_reserve(&m->arena, oe_fz_round((size_t)s_scr) + (size_t)s_att, e)) != OE_OK) return rc;
+  float *scr = m->arena.buf, *att = scr + oe_fz_round((size_t)s_scr);
 
-  /* embeddings */
-#pragma omp parallel for schedule(static) if (rows * D > 32768)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *w = m->word + ids[r] * D, *p = m->pos + (r % L) * D, *ty = m->type + (types ? types[r] : 0) * D;
-    float *dst = x + r * D;
-    for (int64_t j = 0; j < D; j++) dst[j] = w[j] + p[j] + ty[j];
-  }
-  const float eps = (float)c->eps;
-  oe_fz_add_layernorm(x, NULL, m->emb_ln_w, m->emb_ln_b, x, rows, D, eps);
-
-  for (int64_t i = 0; i < c->layers; i++) {
-    const bert_layer *ly = &m->layers[i];
-    oe_gemm(0, 1, rows, D, D, 1.0f, x, D, ly->q_w, D, 0.0f, qkv, 3 * D);
-    oe_gemm(0, 1, rows, D, D, 1.0f, x, D, ly->k_w, D, 0.0f, qkv + D, 3 * D);
-    oe_gemm(0, 1, rows, D, D, 1.0f, x, D, ly->v_w, D, 0.0f, qkv + 2 * D, 3 * D);
-    oe_fz_add_bias(qkv, ly->q_b, rows, D, 3 * D);
-    oe_fz_add_bias(qkv + D, ly->k_b, rows, D, 3 * D);
-    oe_fz_add_bias(qkv + 2 * D, ly->v_b, rows, D, 3 * D);
-    oe_fz_attention(qkv, 3 * D, B, L, H, hd, mask ? keep : NULL, a, att, nt);
-    oe_gemm(0, 1, rows, D, D, 1.0f, a, D, ly->ao_w, D, 1.0f, x, D);
-    oe_fz_add_layernorm(x, ly->ao_b, ly->ln1_w, ly->ln1_b, x, rows, D, eps);
-    oe_gemm(0, 1, rows, I, D, 1.0f, x, D, ly->fc1_w, D, 0.0f, mm, I);
-    oe_fz_bias_gelu(mm, ly->fc1_b, rows, I);
-    oe_gemm(0, 1, rows, D, I, 1.0f, mm, I, ly->fc2_w, I, 1.0f, x, D);
-    oe_fz_add_layernorm(x, ly->fc2_b, ly->ln2_w, ly->ln2_b, x, rows, D, eps);
+  /* Sequences are independent: with at least as many as threads, each thread runs the whole
+   * encoder on its share (single-threaded products, no barrier until the end); otherwise every
+   * product and the attention are split over the threads. */
+  if (B >= nt && nt > 1) {
+#pragma omp parallel num_threads(nt)
+    {
+      int t = omp_get_thread_num();
+      int64_t b0 = B * t / nt, b1 = B * (t + 1) / nt;
+      if (b1 > b0)
+        bert_rows(m, ids + b0 * L, mask ? mask + b0 * L : NULL, types ? types + b0 * L : NULL, b1 - b0, L, x + b0 * L * D,
+                  scr + b0 * per_seq, att + (int64_t)t * oe_fz_attention_scratch(L), 1);
+    }
+  } else {
+    bert_rows(m, ids, mask, types, B, L, x, scr, att, nt);
   }
   if (pooled) {
     oe_gemm(0, 1, B, D, D, 1.0f, x, L * D, m->pool_w, D, 0.0f, pooled, D);

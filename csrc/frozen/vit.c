@@ -347,43 +347,22 @@ static int patch_positions(oe_vit *m, int64_t gh, int64_t gw, const float **out,
   return OE_OK;
 }
 
-int oe_vit_forward(oe_vit *m, const float *x, int64_t B, int64_t C, int64_t Hh, int64_t W, float *out, oe_err *e) {
+/* The whole network on nb images (x (nb, C, Hh, W) -> out (nb, L, D)) with the scratch scr
+ * (nb * per_image floats, see oe_vit_forward) and att (attention rows for att_threads threads). */
+static void vit_rows(const oe_vit *m, const float *x, int64_t nb, int64_t Hh, int64_t W, const float *pos_patch,
+                     float *out, float *scr, float *att, int att_threads) {
   const oe_vit_config *c = &m->cfg;
-  const int64_t D = c->dim, M = c->mlp, H = c->heads, hd = D / H, P = c->patch, K = c->channels * P * P;
-  if (C != c->channels) return fail(e, OE_EINVAL, "input has %lld channels, the weights expect %lld", (long long)C, (long long)c->channels);
-  int64_t L = oe_vit_seq_len(m, Hh, W, e);
-  if (L < 0) return OE_EINVAL;
-  if (B < 1) return fail(e, OE_EINVAL, "empty batch");
-  int rc = oe_fz_check(m->file, e);
-  if (rc != OE_OK) return rc;
-  const int64_t N = L - 1, gh = Hh / P, gw = W / P;
-  const float *pos_patch;
-  if ((rc = patch_positions(m, gh, gw, &pos_patch, e)) != OE_OK) return rc;
-
-  /* scratch, sizes checked against overflow before allocating */
-  int nt = omp_get_max_threads();
-  if (nt < 1) nt = 1;
-  int64_t rows, s_h, s_qkv, s_m, s_cols, s_att, total;
-  const int64_t lim = (int64_t)1 << 40;
-  if (!oe_fz_mul_ok(B, L, lim, &rows) || !oe_fz_mul_ok(rows, D, lim, &s_h) || !oe_fz_mul_ok(rows, 3 * D, lim, &s_qkv) ||
-      !oe_fz_mul_ok(rows, M, lim, &s_m) || !oe_fz_mul_ok(B * N, K + D, lim, &s_cols) ||
-      !oe_fz_mul_ok(nt, oe_fz_attention_scratch(L), lim, &s_att))
-    return fail(e, OE_ENOMEM, "batch of %lld images of %lldx%lld is too large", (long long)B, (long long)Hh, (long long)W);
-  int64_t s_big = s_qkv + s_m > s_cols ? s_qkv + s_m : s_cols;
-  total = (int64_t)(oe_fz_round((size_t)s_h) * 2 + oe_fz_round((size_t)s_big) + oe_fz_round((size_t)s_att));
-  if ((rc = oe_fz_arena_reserve(&m->arena, (size_t)total, e)) != OE_OK) return rc;
-  float *h = m->arena.buf;
-  float *a = h + oe_fz_round((size_t)s_h);
-  float *big = a + oe_fz_round((size_t)s_h);
-  float *qkv = big, *mm = big + s_qkv;
-  float *att = big + oe_fz_round((size_t)s_big);
-  float *cols = big, *tok = big + B * N * K;
+  const int64_t D = c->dim, M = c->mlp, H = c->heads, hd = D / H, P = c->patch, C = c->channels, K = C * P * P;
+  const int64_t N = (Hh / P) * (W / P), L = 1 + N, rows = nb * L;
+  float *h = scr, *a = h + rows * D, *big = a + rows * D;
+  float *qkv = big, *mm = big + rows * 3 * D;
+  float *cols = big, *tok = big + nb * N * K;
 
   /* patch embedding: one im2col and one GEMM, then class token, bias and positions */
-  oe_fz_im2col(x, B, C, Hh, W, P, cols);
-  oe_gemm(0, 1, B * N, D, K, 1.0f, cols, K, m->patch_w, K, 0.0f, tok, D);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < B * L; r++) {
+  oe_fz_im2col(x, nb, C, Hh, W, P, cols);
+  oe_gemm(0, 1, nb * N, D, K, 1.0f, cols, K, m->patch_w, K, 0.0f, tok, D);
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+  for (int64_t r = 0; r < rows; r++) {
     int64_t b = r / L, l = r % L;
     float *dst = out + r * D;
     if (l == 0) {
@@ -410,7 +389,7 @@ int oe_vit_forward(oe_vit *m, const float *x, int64_t B, int64_t C, int64_t Hh, 
       oe_fz_add_bias(qkv + D, bk->k_b, rows, D, 3 * D);
       oe_fz_add_bias(qkv + 2 * D, bk->v_b, rows, D, 3 * D);
     }
-    oe_fz_attention(qkv, 3 * D, B, L, H, hd, NULL, a, att, nt);
+    oe_fz_attention(qkv, 3 * D, nb, L, H, hd, NULL, a, att, att_threads);
     oe_gemm(0, 1, rows, D, D, 1.0f, a, D, bk->proj_w, D, 1.0f, out, D);
     oe_fz_add_layernorm(out, bk->proj_b, bk->ln2_w, bk->ln2_b, h, rows, D, eps);
     oe_gemm(0, 1, rows, M, D, 1.0f, h, D, bk->fc1_w, D, 0.0f, mm, M);
@@ -419,5 +398,51 @@ int oe_vit_forward(oe_vit *m, const float *x, int64_t B, int64_t C, int64_t Hh, 
     pending = bk->fc2_b;
   }
   oe_fz_add_layernorm(out, pending, m->norm_w, m->norm_b, out, rows, D, eps);
+}
+
+int oe_vit_forward(oe_vit *m, const float *x, int64_t B, int64_t C, int64_t Hh, int64_t W, float *out, oe_err *e) {
+  const oe_vit_config *c = &m->cfg;
+  const int64_t D = c->dim, M = c->mlp, P = c->patch, K = c->channels * P * P;
+  if (C != c->channels) return fail(e, OE_EINVAL, "input has %lld channels, the weights expect %lld", (long long)C, (long long)c->channels);
+  int64_t L = oe_vit_seq_len(m, Hh, W, e);
+  if (L < 0) return OE_EINVAL;
+  if (B < 1) return fail(e, OE_EINVAL, "empty batch");
+  int rc = oe_fz_check(m->file, e);
+  if (rc != OE_OK) return rc;
+  const int64_t N = L - 1, gh = Hh / P, gw = W / P;
+  const float *pos_patch;
+  if ((rc = patch_positions(m, gh, gw, &pos_patch, e)) != OE_OK) return rc;
+
+  /* scratch per image: h and a (L, D) each, then the larger of qkv + mlp (L, 3D + M) and
+   * the patch columns + tokens (N, K + D); sizes checked against overflow first */
+  int nt = omp_get_max_threads();
+  if (nt < 1) nt = 1;
+  const int64_t lim = (int64_t)1 << 40;
+  int64_t s_big1, s_big2, per_image, s_scr, s_att;
+  if (!oe_fz_mul_ok(L, 3 * D + M, lim, &s_big1) || !oe_fz_mul_ok(N, K + D, lim, &s_big2) ||
+      !oe_fz_mul_ok(nt, oe_fz_attention_scratch(L), lim, &s_att))
+    return fail(e, OE_ENOMEM, "images of %lldx%lld are too large", (long long)Hh, (long long)W);
+  per_image = 2 * L * D + (s_big1 > s_big2 ? s_big1 : s_big2);
+  if (!oe_fz_mul_ok(B, per_image, lim, &s_scr))
+    return fail(e, OE_ENOMEM, "batch of %lld images of %lldx%lld is too large", (long long)B, (long long)Hh, (long long)W);
+  if ((rc = oe_fz_arena_reserve(&m->arena, oe_fz_round((size_t)s_scr) + (size_t)s_att, e)) != OE_OK) return rc;
+  float *scr = m->arena.buf, *att = scr + oe_fz_round((size_t)s_scr);
+
+  /* Images are independent until the output: with at least as many images as threads, each
+   * thread runs the whole network on its share (single-threaded products, no barrier until the
+   * end); a smaller batch splits every product and the attention over the threads instead. */
+  const int64_t img_in = C * Hh * W, img_out = L * D;
+  if (B >= nt && nt > 1) {
+#pragma omp parallel num_threads(nt)
+    {
+      int t = omp_get_thread_num();
+      int64_t b0 = B * t / nt, b1 = B * (t + 1) / nt;
+      if (b1 > b0)
+        vit_rows(m, x + b0 * img_in, b1 - b0, Hh, W, pos_patch, out + b0 * img_out, scr + b0 * per_image,
+                 att + (int64_t)t * oe_fz_attention_scratch(L), 1);
+    }
+  } else {
+    vit_rows(m, x, B, Hh, W, pos_patch, out, scr, att, nt);
+  }
   return OE_OK;
 }
