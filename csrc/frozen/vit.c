@@ -12,7 +12,11 @@
  *               x += m W_fc2^T                      beta = 1 again; b_fc2 joins the next norm
  *   out = LN(x + b_fc2 of the last block), in place.
  * Scratch (reused): h (B*L, D), qkv (B*L, 3D), a (B*L, D), m (B*L, mlp), attention
- * rows (threads x L x L); the patch columns and tokens borrow the qkv/m space. */
+ * rows (threads x L x L); the patch columns and tokens borrow the qkv/m space.
+ * Threads: a batch of at least as many images as threads is cut into one share per thread
+ * and each thread runs all of the above on its share with single-threaded products (one
+ * barrier per forward; about 13 per block otherwise, where waiting threads spin); a smaller
+ * batch splits each product (oe_gemm) and the attention's (image, head) pairs instead. */
 #include "vit.h"
 #include "kernels.h"
 #include "../core/util.h"
