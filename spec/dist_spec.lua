@@ -239,6 +239,19 @@ describe("oe.dist over MPI (2 ranks)", function()
     assert(seconds < 30, string.format("took %.1f s", seconds))
   end)
 
+  it("waits at the end, past the timeout, for a rank still at work (no collective pending)", function()
+    local dir = tmpdir()
+    write(dir .. "/late.lua", [[
+      local oe = require "oneencoder"
+      local rank = oe.dist.init({ timeout = 1 })
+      oe.dist.barrier()
+      if rank == 0 then os.execute("sleep 3"); print("rank 0 finished its late work") end
+    ]])
+    local ok, out, seconds = mpirun(2, dir .. "/late.lua", dir)
+    assert(ok and out:find("rank 0 finished its late work", 1, true), out)
+    assert(seconds >= 3, string.format("took %.1f s", seconds))
+  end)
+
   it("fails a collective after the timeout when a rank hangs, and aborts the job", function()
     local dir = tmpdir()
     write(dir .. "/hang.lua", [[

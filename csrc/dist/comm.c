@@ -130,7 +130,8 @@ static void backoff(double waited) {
   nanosleep(&ts, NULL);
 }
 
-/* waits for n requests (in order); exiting: the exit barrier, where notices are expected */
+/* waits for n requests (in order); exiting: the exit barrier, where notices are expected and
+ * there is no deadline (a rank still at work is waited for; a killed one ends the job) */
 static int wait_requests(MPI_Request *req, int n, const char *what, int exiting, oe_err *e) {
   double t0 = now_s(), last_probe = t0;
   for (int i = 0; i < n; i++) {
@@ -146,7 +147,7 @@ static int wait_requests(MPI_Request *req, int n, const char *what, int exiting,
         return fail(e, OE_EIO, "%s: rank %d left the job (its script ended or failed) while rank %d waits for it", what,
                     S.first_left, S.rank);
       }
-      if (S.timeout > 0 && t - t0 > S.timeout) {
+      if (!exiting && S.timeout > 0 && t - t0 > S.timeout) {
         S.broken = 1;
         return fail(e, OE_EIO, "%s: no answer from the other ranks after %.0f s on rank %d (a rank hangs or was stopped; "
                     "oe.dist.init{timeout = seconds} sets the limit)", what, t - t0, S.rank);

@@ -53,9 +53,11 @@ int oe_dist_reduce_scatterv(const float *src, float *dst, const int64_t *counts,
 int oe_dist_broadcast(void *buf, int64_t nbytes, int root, const char *what, oe_err *e);
 int oe_dist_barrier(const char *what, oe_err *e);
 
-/* The end of the job for this rank: "left" notice to every rank, exit barrier (bounded by
- * the timeout), MPI_Finalize. OE_OK also when already finalised; on failure (a broken
- * state, a barrier that timed out) nothing is finalised and the caller should abort. */
+/* The end of the job for this rank: "left" notice to every rank, exit barrier, MPI_Finalize.
+ * The exit barrier has no deadline: a rank still at work (rank 0 evaluating after training)
+ * is waited for, a rank waiting in a collective for this one fails on its notice and comes
+ * to the barrier, and a killed rank ends the job through mpirun. OE_OK also when already
+ * finalised; on failure (a broken state) nothing is finalised and the caller should abort. */
 int oe_dist_finalize(oe_err *e);
 /* MPI_Abort on the world communicator: ends every process of the job (does not return
  * when MPI is initialised). */

@@ -13,7 +13,8 @@
 -- killed ends the job through mpirun; a rank that leaves early (its script failed) or hangs
 -- makes the others' collective fail with a message naming it; a failed collective raises
 -- an error, and the job is then aborted when the Lua state closes (the collective is still
--- pending inside MPI, so MPI cannot be finalised cleanly).
+-- pending inside MPI, so MPI cannot be finalised cleanly). finalize() waits for every rank
+-- without a deadline (rank 0 may still be evaluating after the others are done).
 -- Helpers used by the trainers (also usable by scripts): split_rows, gather_rows,
 -- gather_with_grad, reduce_scatter, all_reduce_list, broadcast_string, broadcast_numbers,
 -- all_reduce_numbers, all_gather_numbers, abort.
