@@ -439,19 +439,21 @@ local function run(model, o, stage)
     end
     local scale = model:logit_scale()
     local dup = opts.drop_duplicates and duplicate_mask(ia, ib) or nil
-    local objective, share_of_loss
+    local objective, share_of_loss, whole
     if P.local_loss then
       objective = local_clip_loss(ea, eb, EA, EB, scale, dup, off) * (n / m)
       share_of_loss = core.item(objective)
     else
       local loss = TR.clip_loss(EA, EB, scale, dup)
       objective = P.gather_with_grad and loss * (1 / P.size) or loss
-      share_of_loss = core.item(loss) / P.size
+      whole = core.item(loss) -- the global batch's loss, the same on every rank
+      share_of_loss = whole / P.size
     end
     opt:zero_grad()
     objective:backward()
-    local lv = P:reduce_gradients(params, replicated, share_of_loss)
-    if not P.local_loss then lv = share_of_loss * P.size end -- this rank's value of the global loss
+    local total = P:reduce_gradients(params, replicated, share_of_loss) -- NaN if any rank's is
+    local lv = whole or total
+    if total ~= total then lv = total end
     if lv ~= lv or lv == math.huge or lv == -math.huge then
       error(string.format("%s: loss is %s at epoch %d, batch %d; stopping (the last good checkpoint is kept)",
         opts.name or "train", tostring(lv), epoch, bi), 0)
