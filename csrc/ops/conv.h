@@ -7,14 +7,15 @@
  * Ordinary convolutions go through im2col and oe_gemm (one product per image and group:
  * y_g (M/g, OH*OW) = w_g (M/g, C/g*kh*kw) x cols (C/g*kh*kw, OH*OW)); a 1x1 convolution with
  * stride 1 and no padding reads x in place. Depthwise convolutions (groups == C, any channel
- * multiplier M / C) run a direct kernel vectorised along output rows. Every output block gets
+ * multiplier M / C, up to OE_DW_MAX_TAPS taps) run a direct kernel vectorised along
+ * output rows (16 outputs in registers, every tap added before one store). Every output block gets
  * its bias and an optional chain of elementwise post-ops (activation fused into the pass that
  * writes y, while the block is in cache).
  *
- * Threads: when there are enough images (or image-group pairs) they are spread over the
- * OpenMP threads, each with its own scratch, and each product runs on one thread; otherwise
- * the images run one after another and oe_gemm splits each product over the threads.
- * Results do not depend on which of the two is taken beyond oe_gemm's own blocking.
+ * Threads: a convolution is a grid of independent jobs (image, group, tile of output
+ * positions sized for L2, and row blocks when there are too few of those) spread over the
+ * OpenMP threads, each job's product on one thread with its own scratch. Results do not
+ * depend on the thread count beyond OpenBLAS's own kernel choice for the block shapes.
  * Nothing here allocates, prints or exits; oe_conv_check reports bad geometry. */
 #ifndef OE_CONV_H
 #define OE_CONV_H
@@ -37,7 +38,10 @@ typedef struct oe_conv_shape {
  * every element count within OE_MAX_NUMEL) and fills OH, OW. OE_OK, or OE_EINVAL with
  * the reason in e. */
 int oe_conv_check(oe_conv_shape *s, oe_err *e);
-/* 1 when the direct depthwise kernel applies (groups == C, C / groups == 1) */
+/* 1 when the direct depthwise kernel applies (groups == C, so C / groups == 1, at most
+ * OE_DW_MAX_TAPS kernel taps and a padded plane of at most 2^24 floats; others take the
+ * im2col path) */
+#define OE_DW_MAX_TAPS 256
 int oe_conv_is_depthwise(const oe_conv_shape *s);
 
 /* ---- elementwise post-ops, applied in order to every output value ---- */
@@ -74,9 +78,11 @@ size_t oe_conv_scratch_floats(const oe_conv_shape *s, int nthreads);
  * oe_conv_scratch_floats(s, nthreads) floats (nthreads: the OpenMP threads to use, >= 1) */
 void oe_conv_forward(const oe_conv_shape *s, const float *x, const float *w, const float *bias, float *y,
                      const oe_post *post, float *scratch, int nthreads);
-/* the direct depthwise kernel alone (oe_conv_is_depthwise(s)) */
+/* the direct depthwise kernel alone (oe_conv_is_depthwise(s)); scratch holds
+ * oe_conv_depthwise_scratch_floats(s, nthreads) floats (a padded copy of one plane per thread) */
+size_t oe_conv_depthwise_scratch_floats(const oe_conv_shape *s, int nthreads);
 void oe_conv_depthwise(const oe_conv_shape *s, const float *x, const float *w, const float *bias, float *y,
-                       const oe_post *post, int nthreads);
+                       const oe_post *post, float *scratch, int nthreads);
 /* cols (Cg * kh * kw, p1 - p0) for output positions p0..p1-1 (row-major over OH x OW) of
  * channels c0..c0+Cg-1 of one image x (C, H, W); row stride of cols = p1 - p0 */
 void oe_im2col(const oe_conv_shape *s, const float *x_image, int64_t c0, int64_t Cg, int64_t p0, int64_t p1,
