@@ -76,6 +76,8 @@ struct oe_onnx_model {
   struct ox_plan *plan;
   void *arena;        /* activations, kept across plans (grown when needed) */
   size_t arena_cap;
+  int profile;        /* time each node's runs into node_seconds */
+  double *node_seconds;
 };
 
 /* ---- op interface ---- */

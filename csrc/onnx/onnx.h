@@ -85,6 +85,11 @@ void oe_onnx_output_shape(const oe_onnx_model *m, int i, oe_dtype *dt, int *ndim
  * values folded at planning */
 typedef struct oe_onnx_plan_info { size_t arena_bytes; int steps, fused, folded; } oe_onnx_plan_info;
 void oe_onnx_get_plan_info(const oe_onnx_model *m, oe_onnx_plan_info *pi);
+/* Profiling: when on, every run adds each node's seconds (0 for nodes folded or fused away:
+ * a fused op's time is inside its producer's); turning it on clears the sums. Seconds are the
+ * process's CPU time when the plan runs on one thread, wall time otherwise. */
+int oe_onnx_set_profile(oe_onnx_model *m, int on, oe_err *e);
+double oe_onnx_node_seconds(const oe_onnx_model *m, int i); /* node i in execution order */
 /* Run the plan: inputs as given to oe_onnx_plan (contiguous, same shapes), outputs allocated
  * by the caller with the planned shapes and dtypes. */
 int oe_onnx_execute(oe_onnx_model *m, const oe_tensor *inputs, oe_tensor *outputs, oe_err *e);

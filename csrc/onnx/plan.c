@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { K_NONE = 0, K_INPUT, K_STATIC, K_ARENA };
 
@@ -460,6 +461,15 @@ void oe_onnx_get_plan_info(const oe_onnx_model *m, oe_onnx_plan_info *pi) {
   pi->folded = m->plan->folded;
 }
 
+/* profiling clock: the process's CPU time on one thread (steadier on a shared machine: time
+ * spent preempted is not counted), wall time on several */
+static double profile_clock(int nthreads) {
+  if (nthreads > 1) return omp_get_wtime();
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 int oe_onnx_execute(oe_onnx_model *m, const oe_tensor *inputs, oe_tensor *outputs, oe_err *e) {
   int rc = oe_onnx_plan(m, inputs, e);
   if (rc != OE_OK) return rc;
@@ -489,7 +499,9 @@ int oe_onnx_execute(oe_onnx_model *m, const oe_tensor *inputs, oe_tensor *output
     if (s->fused) continue;
     s->call.scratch = s->call.scratch_bytes ? base + s->scratch_off : NULL;
     oe_err ie;
+    double t0 = m->profile ? profile_clock(p->nthreads) : 0;
     rc = m->nodes[s->node].op->run(&s->call, &ie);
+    if (m->profile) m->node_seconds[s->node] += profile_clock(p->nthreads) - t0;
     if (rc != OE_OK) return node_fail(m, s->node, rc, &ie, e);
   }
   for (int i = 0; i < m->n_outputs; i++) {
@@ -498,4 +510,18 @@ int oe_onnx_execute(oe_onnx_model *m, const oe_tensor *inputs, oe_tensor *output
     if (nb) memcpy(oe_data(&outputs[i]), t->data, nb);
   }
   return OE_OK;
+}
+
+int oe_onnx_set_profile(oe_onnx_model *m, int on, oe_err *e) {
+  if (on && !m->node_seconds) {
+    m->node_seconds = calloc((size_t)m->n_nodes + 1, sizeof(double));
+    if (!m->node_seconds) return oe_fail_path(e, OE_ENOMEM, m->path, "out of memory");
+  }
+  if (on) memset(m->node_seconds, 0, ((size_t)m->n_nodes + 1) * sizeof(double));
+  m->profile = on;
+  return OE_OK;
+}
+
+double oe_onnx_node_seconds(const oe_onnx_model *m, int i) {
+  return m->node_seconds ? m->node_seconds[m->order[i]] : 0.0;
 }
