@@ -44,12 +44,14 @@ def typed_init(name, arr):
     return helper.make_tensor(name, t, list(arr.shape), arr.flatten().tolist(), raw=False)
 
 
-def case(name, nodes, inputs, outputs, inits=(), opset=13, exact=False):
-    """inputs: [(name, array)]; outputs: [(name, elem_type)]; inits: TensorProtos"""
+def case(name, nodes, inputs, outputs, inits=(), opset=13, exact=False, dims=None):
+    """inputs: [(name, array)]; outputs: [(name, elem_type)]; inits: TensorProtos;
+    dims: {input name: declared shape with names for symbolic dims} (default: the array's)"""
     g = helper.make_graph(
         nodes if isinstance(nodes, list) else [nodes], name,
         [helper.make_tensor_value_info(n, {np.dtype(np.float32): F, np.dtype(np.int64): I64,
-                                           np.dtype(np.int32): I32}[a.dtype], list(a.shape)) for n, a in inputs],
+                                           np.dtype(np.int32): I32}[a.dtype], (dims or {}).get(n, list(a.shape)))
+         for n, a in inputs],
         [helper.make_tensor_value_info(n, t, None) for n, t in outputs],
         initializer=list(inits))
     ir = 10 if opset >= 20 else 9 if opset >= 18 else 8
@@ -320,6 +322,35 @@ def define():
              helper.make_node("Exp", ["d"], ["z"], name="n12")]
     # c is (6, 6) square so the transposed chain can add it back
     case("Graph_buffer_reuse", nodes, [("x", randn(6, 6))], [("y", F), ("mid", F), ("z", F)])
+    # a symbolic batch dimension: planned again for every batch size
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"], name="pool"),
+             helper.make_node("Flatten", ["g"], ["y"], name="flatten")]
+    case("Graph_symbolic_batch", nodes, [("x", randn(3, 2, 8, 8))], [("y", F)], dims={"x": ["N", 2, 8, 8]},
+         inits=[numpy_helper.from_array(randn(5, 2, 3, 3), "w")])
+
+    # depthwise convolutions wide enough for the row kernels (output rows of more than 16), and
+    # channel-vectorised ones with a partial block of channels (csrc/ops/conv.c picks by shape)
+    conv("Conv_depthwise_rows", (1, 20, 9, 40), (20, 1, 3, 3), group=20, pads=[1, 1, 1, 1])
+    conv("Conv_depthwise_rows_stride2", (1, 18, 10, 70), (18, 1, 3, 3), group=18, strides=[2, 2], pads=[1, 1, 1, 1])
+    conv("Conv_depthwise_rows_stride3", (1, 4, 7, 100), (4, 1, 3, 3), group=4, strides=[3, 3], pads=[1, 2, 1, 0])
+    conv("Conv_depthwise_rows_dilated_s2", (1, 4, 9, 80), (8, 1, 3, 3), group=4, strides=[2, 2], dilations=[2, 2],
+         pads=[2, 2, 2, 2])
+    conv("Conv_depthwise_5x5_channels", (1, 33, 12, 12), (33, 1, 5, 5), group=33, pads=[2, 2, 2, 2])
+    conv("Conv_depthwise_channels_stride2", (2, 32, 20, 20), (32, 1, 3, 3), group=32, strides=[2, 2], pads=[1, 1, 1, 1])
+    conv("Conv_im2col_tiles", (1, 3, 150, 140), (8, 3, 3, 3), strides=[2, 2], pads=[1, 1, 1, 1])
+    conv("Conv_1x1_tiles", (1, 64, 40, 40), (64, 64, 1, 1))
+    conv("Conv_1x1_rowblocks", (1, 32, 4, 4), (128, 32, 1, 1))
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="dw_rows", group=16, pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c1", "lo6", "hi6"], ["r1"], name="relu6"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], name="dw_channels", group=16, strides=[4, 4]),
+             helper.make_node("LeakyRelu", ["c2"], ["l2"], name="leaky", alpha=0.1),
+             helper.make_node("Sub", ["one", "l2"], ["y"], name="rsub")]
+    case("Graph_depthwise_fused", nodes, [("x", randn(2, 16, 10, 40))], [("y", F)],
+         inits=[numpy_helper.from_array(randn(16, 1, 3, 3), "w1"), numpy_helper.from_array(randn(16), "b1"),
+                numpy_helper.from_array(np.array(0.0, np.float32), "lo6"), numpy_helper.from_array(np.array(6.0, np.float32), "hi6"),
+                numpy_helper.from_array(randn(16, 1, 3, 3), "w2"), numpy_helper.from_array(np.array(1.0, np.float32), "one")])
 
 
 def make(model_dir, cases_json):
