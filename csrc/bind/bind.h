@@ -44,6 +44,7 @@ void oe_bind_info(lua_State *L);        /* bind/info.c: oe.info, BLAS kernels */
 void oe_bind_text(lua_State *L);        /* bind/text.c: tokenizers */
 void oe_bind_frozen(lua_State *L);      /* bind/frozen.c: pretrained encoders */
 void oe_bind_generator(lua_State *L);   /* bind/generator.c: oe.Generator */
+void oe_bind_onnx(lua_State *L);        /* bind/onnx.c: ONNX models */
 /* idx nil/none -> the global stream, else an oe.Generator (raises naming fn otherwise) */
 struct oe_rng *oe_lua_rng_opt(lua_State *L, int idx, const char *fn);
 #endif
