@@ -118,6 +118,7 @@ oe.cache = require "oneencoder.cache"
 oe.checkpoint = require "oneencoder.checkpoint"
 oe.encoders = require "oneencoder.encoders"
 oe.text = require "oneencoder.text"
+oe.onnx = require "oneencoder.onnx"
 oe.pretrained = require "oneencoder.pretrained"
 oe.dist = require "oneencoder.dist"
 return oe
