@@ -27,6 +27,8 @@ M.Logmel = require "oneencoder.encoders.logmel"
 M.Frames = require "oneencoder.encoders.frames"
 M.ViT = require "oneencoder.encoders.vit"     -- pretrained, from safetensors files
 M.Bert = require "oneencoder.encoders.bert"
+M.Onnx = require "oneencoder.encoders.onnx"  -- any ONNX model (oneencoder.onnx)
+M.SpeechEmbedding = require "oneencoder.encoders.speech_embedding"
 
 local registry = {
   patches = M.Patches.new,
@@ -35,6 +37,8 @@ local registry = {
   frames = M.Frames.new,
   vit = M.ViT.new,
   bert = M.Bert.new,
+  onnx = M.Onnx.new,
+  speech_embedding = M.SpeechEmbedding.new,
 }
 
 -- register(name, constructor): constructor(opts) -> encoder (replace = true to override)
@@ -47,7 +51,8 @@ end
 
 -- unregister(name): remove an encoder added with register (built-ins stay)
 function M.unregister(name)
-  if name == "patches" or name == "words" or name == "logmel" or name == "frames" or name == "vit" or name == "bert" then
+  if name == "patches" or name == "words" or name == "logmel" or name == "frames" or name == "vit" or name == "bert"
+      or name == "onnx" or name == "speech_embedding" then
     error("encoders.unregister: '" .. name .. "' is built in", 2)
   end
   registry[name] = nil
