@@ -7,7 +7,7 @@
 #   sh scripts/install-deps.sh fuzz    lib + clang 14 with libFuzzer and its sanitizer runtimes (make fuzz)
 # As root it runs apt-get itself; otherwise it prints the exact command.
 LIB="lua5.4 liblua5.4-dev luarocks pkg-config gcc make libopenblas-dev libsndfile1-dev libturbojpeg0-dev \
-libpng-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libfftw3-dev libutf8proc-dev libxxhash-dev zip unzip"
+libpng-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libfftw3-dev libutf8proc-dev libxxhash-dev libprotobuf-c-dev zip unzip"
 TEST="$LIB lua-busted ffmpeg openmpi-bin libopenmpi-dev"
 case "${1:-test}" in
   lib) PKGS="$LIB" ;;
