@@ -342,6 +342,19 @@ def define():
     conv("Conv_im2col_tiles", (1, 3, 150, 140), (8, 3, 3, 3), strides=[2, 2], pads=[1, 1, 1, 1])
     conv("Conv_1x1_tiles", (1, 64, 40, 40), (64, 64, 1, 1))
     conv("Conv_1x1_rowblocks", (1, 32, 4, 4), (128, 32, 1, 1))
+    # symbolic spatial sizes: spec/onnx_spec.lua runs these on inputs large enough for several
+    # column tiles and checks them against halves of the input (the fixture input is small)
+    case("Conv_1x1_symbolic", node("Conv", ["x", "w", "b"]), [("x", randn(1, 16, 4, 5))], [("y", F)],
+         dims={"x": [1, 16, "H", "W"]}, inits=[numpy_helper.from_array(randn(96, 16, 1, 1) * 0.3, "w"),
+                                                numpy_helper.from_array(randn(96), "b")])
+    case("Conv_3x3_symbolic", node("Conv", ["x", "w"]), [("x", randn(1, 8, 5, 6))], [("y", F)],
+         dims={"x": [1, 8, "H", "W"]}, inits=[numpy_helper.from_array(randn(8, 8, 3, 3) * 0.3, "w")])
+    # Gemm with few rows and many columns (computed transposed, csrc/onnx/ops_nn.c)
+    case("Gemm_one_row_transB", node("Gemm", ["a", "b", "c"], transB=1), [("a", randn(1, 40)), ("b", randn(70, 40)),
+                                                                        ("c", randn(70))], [("y", F)])
+    case("Gemm_few_rows_transA_beta", node("Gemm", ["a", "b", "c"], transA=1, alpha=0.7, beta=0.3),
+         [("a", randn(40, 5)), ("b", randn(40, 90)), ("c", randn(5, 1))], [("y", F)])
+    case("Gemm_few_rows_no_c", node("Gemm", ["a", "b"]), [("a", randn(3, 20)), ("b", randn(20, 64))], [("y", F)])
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="dw_rows", group=16, pads=[1, 1, 1, 1]),
              helper.make_node("Clip", ["c1", "lo6", "hi6"], ["r1"], name="relu6"),
              helper.make_node("Conv", ["r1", "w2"], ["c2"], name="dw_channels", group=16, strides=[4, 4]),
