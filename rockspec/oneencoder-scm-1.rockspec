@@ -36,6 +36,7 @@ external_dependencies = {
   SWRESAMPLE = { library = "swresample" },
   FFTW = { library = "fftw3f" },
   UTF8PROC = { library = "utf8proc" },
+  PROTOBUFC = { library = "protobuf-c" },
   XXHASH = { header = "xxhash.h" },   -- compiled in (XXH_INLINE_ALL), nothing linked
 }
 -- LuaRocks' compiler flags reach the Makefile (after the project's own -O3, hence the
