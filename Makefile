@@ -106,9 +106,10 @@ rock: deps-lib
 	@sh scripts/make-rock.sh
 
 # used by the rockspec: LuaRocks passes its own module folders
-rock-install: $(LIB)
+rock-install: $(LIB) $(DIST_LIB)
 	mkdir -p $(INST_LIBDIR)/oneencoder $(INST_LUADIR)
 	cp $(LIB) $(INST_LIBDIR)/oneencoder/core.so
+	if [ -n "$(DIST_LIB)" ]; then cp $(DIST_LIB) $(INST_LIBDIR)/oneencoder/dist_mpi.so; fi
 	cp -r lua/oneencoder $(INST_LUADIR)/
 
 clean:
