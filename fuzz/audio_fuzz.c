@@ -56,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   if (!o.mono) FUZZ_CHECK(t.shape[0] >= 1 && t.shape[0] <= 64, "channels %lld", (long long)t.shape[0]);
   if (o.max_seconds > 0) {
     int64_t lim = (int64_t)llround(o.max_seconds * rate);
+    if (lim < 1) lim = 1; /* at least one sample, however low the rate */
     FUZZ_CHECK(o.pad ? T == lim : T <= lim, "T %lld with max_seconds (limit %lld)", (long long)T, (long long)lim);
   }
   FUZZ_CHECK(nt.truncated == 0 || o.allow_truncated, "truncated without allow_truncated");

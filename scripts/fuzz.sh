@@ -28,13 +28,12 @@ CORE="csrc/core/util.c csrc/core/tensor.c"
 
 # target -> SRC (project C files besides the harness), PKGS (pkg-config), MAXLEN, DICT
 describe() {
-  SRC="" PKGS="" DICT="" EXTRA=""
+  SRC="" PKGS="" DICT=""
   case "$1" in
     safetensors) SRC="csrc/io/safetensors.c csrc/io/json.c csrc/core/atomic_write.c" MAXLEN=4096 DICT=fuzz/safetensors.dict ;;
     json) SRC="csrc/io/json.c" MAXLEN=4096 DICT=fuzz/json.dict ;;
     featmap) SRC="csrc/io/mmap_features.c csrc/io/safetensors.c csrc/io/json.c csrc/core/atomic_write.c" PKGS="libavutil" MAXLEN=2048 DICT=fuzz/safetensors.dict ;;
-    cache_manifest) PKGS="lua5.4" MAXLEN=1024
-      EXTRA="-DOE_FUZZ_ROOT=\"$ROOT\" -DOE_FUZZ_CPATH=\"$ROOT/$OUT/lua/?.so\"" ;;
+    cache_manifest) PKGS="lua5.4" MAXLEN=1024 ;; # finds lua/, fuzz/ and the module by OE_FUZZ_ROOT, OE_FUZZ_CPATH
     image) SRC="csrc/io/image_decode.c" PKGS="libturbojpeg libpng" MAXLEN=4096 ;;
     audio) SRC="csrc/io/audio.c csrc/io/audio_container.c csrc/io/video_ffmpeg.c csrc/core/atomic_write.c"
       PKGS="sndfile libavformat libavcodec libavutil libswresample" MAXLEN=16384 ;;
@@ -60,7 +59,7 @@ for t in $TARGETS; do
   if [ ! -x "$bin" ] || [ -n "$(find fuzz/${t}_fuzz.c fuzz/*.h $SRC $CORE csrc/*/*.h -newer "$bin" 2>/dev/null | head -1)" ] \
      || { [ "$t" = wordpiece_json ] && [ fuzz/wordpiece_vocab_fuzz.c -nt "$bin" ]; }; then
     # shellcheck disable=SC2086
-    if ! eval "$CC $CFLAGS $EXTRA fuzz/${t}_fuzz.c $SRC $CORE $( [ -n "$PKGS" ] && pkg-config --cflags --libs $PKGS) -lm -o $bin" \
+    if ! $CC $CFLAGS fuzz/${t}_fuzz.c $SRC $CORE $( [ -n "$PKGS" ] && pkg-config --cflags --libs $PKGS) -lm -o "$bin" \
          >"$OUT/${t}-build.log" 2>&1; then
       cat "$OUT/${t}-build.log" >&2
       echo "fuzz.sh: building $t failed" >&2
@@ -72,6 +71,7 @@ done
 
 # third-party leaks (fuzz/lsan.supp) are not reported; anything else leaked is a crash
 export LSAN_OPTIONS="suppressions=$ROOT/fuzz/lsan.supp:print_suppressions=0"
+export OE_FUZZ_ROOT="$ROOT" OE_FUZZ_CPATH="$ROOT/$OUT/lua/?.so"
 failed=0
 mkdir -p "$OUT/logs"
 for t in $TARGETS; do
