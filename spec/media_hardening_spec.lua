@@ -367,3 +367,30 @@ describe("item 10: non-finite samples", function()
     assert.truthy(tostring(err):find("index 9", 1, true), tostring(err))
   end)
 end)
+
+describe("playlists naming other files (found by fuzzing)", function()
+  -- an HLS playlist or an ffconcat list, named like a video, whose segment is a named pipe:
+  -- FFmpeg opened the pipe while probing and blocked forever. Only single-file containers
+  -- are opened now; the child runs under `timeout` so a regression fails instead of hanging.
+  it("refuses them without opening the files they name", function()
+    local H = require "helpers"
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(sh("mkdir -p " .. dir .. " && mkfifo " .. dir .. "/p.ts"))
+    for _, name in ipairs { "hls_playlist_to_fifo.mp4", "concat_list_to_fifo.mkv" } do
+      assert(sh("cp fuzz/crashes/" .. name .. " " .. dir .. "/"))
+      local code = string.format([[local oe = require "oneencoder"
+        local v, e1 = oe.video.info(%q); local a, e2 = oe.audio.load(%q)
+        io.write(tostring(v), " ", tostring(a), " ", tostring(e1), " ", tostring(e2))]], dir .. "/" .. name, dir .. "/" .. name)
+      local f = dir .. "/child.lua"
+      write_file(f, code)
+      local p = io.popen("timeout 20 env " .. H.lua_cmd() .. " " .. f .. " 2>&1; echo \" rc=$?\"")
+      local out = p:read("a")
+      p:close()
+      assert.truthy(out:find(" rc=0", 1, true), out)
+      assert.truthy(out:find("^nil nil "), out)
+      assert.truthy(out:find(name, 1, true), out)
+    end
+    sh("rm -rf " .. dir)
+  end)
+end)

@@ -96,6 +96,13 @@ int oe_av_open(oe_av_input *in, const char *path, const void *bytes, size_t nbyt
     if (oe_refuse_special_file(path, reason, rn)) return AVERROR(EINVAL);
     AVDictionary *opts = NULL;
     av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    /* single-file containers only: playlist and list demuxers (hls, concat, dash, image2
+     * sequences, ...) open other files named inside the file, which could be pipes (an open
+     * that blocks forever) or any local media. The list names demuxers as FFmpeg does. */
+    av_dict_set(&opts, "format_whitelist",
+                "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,ogg,wav,w64,flac,mp3,aac,ac3,"
+                "eac3,aiff,caf,amr,au,h264,hevc,m4v,mjpeg,asf,wv,ape,tta,dts,truehd,ivf,nut,rm,voc,gsm,mpjpeg,"
+                "avs,dv,gif,apng,smjpeg,yuv4mpegpipe,s16le,f32le", 0);
     r = avformat_open_input(&in->fmt, path, NULL, &opts);
     av_dict_free(&opts);
   }
