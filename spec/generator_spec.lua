@@ -160,11 +160,16 @@ describe("dropout from a generator", function()
     local plain = oe.nn.TransformerEncoderLayer(8, 2, { dim_feedforward = 16, dropout = 0.3 })
     plain:set_generator(oe.Generator(31))
     local z = plain(x)
-    -- chunked (one chunk of 10 rows) against unchunked: the same GEMM shapes here, so the same bits
-    assert.are.equal(bytes(z), bytes(y))
+    -- checkpointed against plain feed-forward: other kernels (a fused backward), so compared within
+    -- a rounding bound: the layer chains sums of at most 16 products, about 40 roundings in all,
+    -- each of at most u times the largest magnitude; one dropout decision taken differently
+    -- moves a value by a whole product, orders of magnitude more
+    local function bound(t) return H.sum_tol(40, 1 + core.item(t:abs():max())) end
+    H.allclose(y, z, bound(z), "checkpointed forward")
     y:sum():backward()
     z:sum():backward()
-    assert.are.equal(bytes(plain.linear1.weight.grad), bytes(ck.linear1.weight.grad))
+    H.allclose(ck.linear1.weight.grad, plain.linear1.weight.grad, 10 * bound(plain.linear1.weight.grad),
+      "linear1 gradient (10 rows summed)")
     local d = oe.nn.Dropout(0.5, { generator = oe.Generator(8) })
     oe.manual_seed(8)
     assert.are.equal(bytes(oe.F.dropout(oe.ones(20), 0.5, true)), bytes(d(oe.ones(20))))
