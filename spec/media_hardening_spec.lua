@@ -394,3 +394,74 @@ describe("playlists naming other files (found by fuzzing)", function()
     sh("rm -rf " .. dir)
   end)
 end)
+
+describe("WAV headers that hang libsndfile or make FFmpeg allocate gigabytes (found by fuzzing)", function()
+  local H = require "helpers"
+  -- run code in a child under `timeout` (a regression must fail, not hang); returns its output
+  local function child(code)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(sh("mkdir -p " .. dir))
+    write_file(dir .. "/child.lua", code)
+    local p = io.popen("timeout 20 env " .. H.lua_cmd() .. " " .. dir .. "/child.lua 2>&1; echo \" rc=$?\"")
+    local out = p:read("a")
+    p:close()
+    sh("rm -rf " .. dir)
+    return out
+  end
+  local VMHWM = [[local function hwm_mb() for l in io.lines("/proc/self/status") do
+      local kb = l:match("^VmHWM:%s*(%d+)"); if kb then return tonumber(kb) // 1024 end end end]]
+
+  -- a LIST/INFO sub-chunk of id and size 0xFFFFFFFF: libsndfile 1.2.0's sf_open never
+  -- returns (libsndfile#1118); such WAVs go to FFmpeg without trying libsndfile
+  it("answers info, load and decode of a WAV whose LIST sub-chunk overruns its LIST", function()
+    local path = "fuzz/crashes/libsndfile_wav_info_hang.wav"
+    local out = child(string.format([[local oe = require "oneencoder"
+      local f = io.open(%q, "rb"); local bytes = f:read("a"); f:close()
+      local i, e1 = oe.audio.info(%q); local a, e2 = oe.audio.load(%q)
+      local d, e3 = oe.audio.decode(bytes, { allow_truncated = true, mono = false })
+      io.write(tostring(i), " ", tostring(a), " ", tostring(d), "|", e1, "|", e2, "|", e3)]], path, path, path))
+    assert.truthy(out:find(" rc=0", 1, true), out)
+    assert.truthy(out:find("^nil nil nil|"), out)
+    assert.truthy(out:find("libsndfile_wav_info_hang.wav: not a readable audio file", 1, true), out)
+    assert.truthy(out:find("LIST sub-chunk overruns its LIST chunk", 1, true), out)
+  end)
+
+  it("still reads the samples of a good WAV that carries such a LIST chunk (through FFmpeg)", function()
+    local clean_path = tmp .. "/list_clean.wav"
+    assert(audio.save_wav(sine(440, 16000, 4000, 0.5), 16000, clean_path))
+    local clean = read_file(clean_path)
+    assert.are.equal("fmt ", clean:sub(13, 16))
+    local fmt_end = 20 + string.unpack("<I4", clean, 17)
+    -- LIST (12 bytes: "INFO" + one sub-chunk header announcing 0xFFFFFFFF bytes) after fmt
+    local list = "LIST" .. string.pack("<I4", 12) .. "INFO" .. "ISFT" .. string.pack("<I4", 0xFFFFFFFF)
+    local body = clean:sub(13, fmt_end) .. list .. clean:sub(fmt_end + 1)
+    local bad = "RIFF" .. string.pack("<I4", 4 + #body) .. "WAVE" .. body
+    local bad_path = tmp .. "/list_overrun.wav"
+    write_file(bad_path, bad)
+    local want = assert(audio.load(clean_path, { rate = 16000 }))
+    local info = assert(audio.info(bad_path))
+    assert.are.equal("ffmpeg", info.backend)
+    local got = assert(audio.load(bad_path, { rate = 16000 }))
+    assert.are.same(core.shape(want), core.shape(got))
+    -- 16-bit PCM scaled by 1/32768 on both back ends: the same floats
+    assert.are.same(flat(want), flat(got))
+  end)
+
+  -- a LIST/INFO entry announcing 0x7E00000E bytes: FFmpeg's WAV demuxer allocated the 2 GB
+  -- before reading failed; FFmpeg allocations are capped at 1 GiB (av_max_alloc)
+  it("refuses a 139-byte WAV announcing a 2 GB INFO entry without allocating it", function()
+    local path = "fuzz/crashes/ffmpeg_wav_list_info_2gb.wav"
+    local out = child(VMHWM .. string.format([[
+      local oe = require "oneencoder"
+      local f = io.open(%q, "rb"); local bytes = f:read("a"); f:close()
+      local a, e1 = oe.audio.load(%q)
+      local d, e2 = oe.audio.decode(bytes, { allow_truncated = true, mono = false })
+      io.write(tostring(a), " ", tostring(d), " hwm=", hwm_mb(), "|", e1, "|", e2)]], path, path))
+    assert.truthy(out:find(" rc=0", 1, true), out)
+    assert.truthy(out:find("^nil nil hwm="), out)
+    assert.truthy(out:find("ffmpeg_wav_list_info_2gb.wav: not a readable audio file", 1, true), out)
+    local hwm = tonumber(out:match("hwm=(%d+)"))
+    assert.truthy(hwm and hwm < 400, "peak RSS " .. tostring(hwm) .. " MB")
+  end)
+end)

@@ -61,18 +61,27 @@ static sf_count_t vio_read(void *ptr, sf_count_t n, void *u) {
 static sf_count_t vio_write(const void *ptr, sf_count_t n, void *u) { (void)ptr; (void)n; (void)u; return 0; }
 static sf_count_t vio_tell(void *u) { return ((memfile *)u)->pos; }
 
-static SNDFILE *sf_open_any(const char *path, const void *bytes, size_t nbytes, SF_INFO *si, memfile *mf) {
+/* NULL with the reason in why when libsndfile cannot (or must not) open it */
+static SNDFILE *sf_open_any(const char *path, const void *bytes, size_t nbytes, SF_INFO *si, memfile *mf, char *why,
+                            size_t wn) {
   memset(si, 0, sizeof *si);
+  if (oe_wav_list_overrun(path, bytes, nbytes)) { /* libsndfile#1118 never returns on these: FFmpeg reads them */
+    snprintf(why, wn, "not tried: a LIST sub-chunk overruns its LIST chunk");
+    return NULL;
+  }
+  SNDFILE *sf;
   if (bytes) {
     static SF_VIRTUAL_IO vio = {vio_len, vio_seek, vio_read, vio_write, vio_tell};
     mf->p = bytes;
     mf->size = (sf_count_t)nbytes;
     mf->pos = 0;
-    return sf_open_virtual(&vio, SFM_READ, si, mf);
+    sf = sf_open_virtual(&vio, SFM_READ, si, mf);
+  } else {
+    if (oe_refuse_special_file(path, why, wn)) return NULL; /* a pipe or device could block */
+    sf = sf_open(path, SFM_READ, si);
   }
-  char why[200];
-  if (oe_refuse_special_file(path, why, sizeof why)) return NULL; /* a pipe or device could block */
-  return sf_open(path, SFM_READ, si);
+  if (!sf) snprintf(why, wn, "%s", sf_strerror(NULL));
+  return sf;
 }
 
 static void sf_format_name(int format, char *buf, size_t n) {
@@ -104,11 +113,8 @@ static int sndfile_info(const char *path, const void *bytes, size_t nbytes, oe_a
                         size_t wn) {
   SF_INFO si;
   memfile mf;
-  SNDFILE *sf = sf_open_any(path, bytes, nbytes, &si, &mf);
-  if (!sf) {
-    snprintf(why, wn, "%s", sf_strerror(NULL));
-    return 0;
-  }
+  SNDFILE *sf = sf_open_any(path, bytes, nbytes, &si, &mf, why, wn);
+  if (!sf) return 0;
   info->rate = si.samplerate;
   info->channels = si.channels;
   info->frames = si.frames == SF_COUNT_MAX ? -1 : (int64_t)si.frames;
@@ -166,12 +172,9 @@ static int sndfile_load(const char *path, const void *bytes, size_t nbytes, cons
                         oe_audio_notes *nt, int *opened, char *why, size_t wn, oe_err *e) {
   SF_INFO si;
   memfile mf;
-  SNDFILE *sf = sf_open_any(path, bytes, nbytes, &si, &mf);
+  SNDFILE *sf = sf_open_any(path, bytes, nbytes, &si, &mf, why, wn);
   *opened = sf != NULL;
-  if (!sf) {
-    snprintf(why, wn, "%s", sf_strerror(NULL));
-    return OE_EIO;
-  }
+  if (!sf) return OE_EIO;
   int rc = check_header(path, si.samplerate, si.channels, e);
   if (rc) goto done;
   const int C = si.channels, major = si.format & SF_FORMAT_TYPEMASK;

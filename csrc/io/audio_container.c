@@ -92,6 +92,44 @@ done:
   return found;
 }
 
+/* 1 when a sub-chunk inside the LIST chunk at [start, end) runs past end */
+static int list_overruns(const src *s, uint64_t start, uint64_t end, int big) {
+  unsigned char h[8];
+  uint64_t off = start + 4; /* after the list type ("INFO", "adtl", ...) */
+  for (int n = 0; n < 65536 && off < end; n++) {
+    if (end - off < 8) return 1;
+    if (src_read(s, h, 8, off) != 0) return 0; /* the file ends first: libsndfile stops there */
+    uint64_t next = off + 8 + (uint64_t)get32(h + 4, big);
+    if (next > end) return 1;
+    off = next + (next & 1u);
+  }
+  return 0;
+}
+
+int oe_wav_list_overrun(const char *path, const void *bytes, size_t nbytes) {
+  src s;
+  if (src_open(&s, path, bytes, nbytes) != 0) return 0;
+  int overrun = 0;
+  unsigned char h[12];
+  if (src_read(&s, h, 12, 0) != 0 || memcmp(h + 8, "WAVE", 4) != 0) goto done;
+  int big = memcmp(h, "RIFX", 4) == 0;
+  if (!big && memcmp(h, "RIFF", 4) != 0) goto done;
+  uint64_t off = 12;
+  for (int chunks = 0; chunks < 4096 && off <= s.size && s.size - off >= 8; chunks++) {
+    if (src_read(&s, h, 8, off) != 0) break;
+    uint32_t size = get32(h + 4, big);
+    uint64_t end = off + 8 + (uint64_t)size;
+    if (memcmp(h, "LIST", 4) == 0 && size >= 4 && list_overruns(&s, off + 8, end, big)) {
+      overrun = 1;
+      break;
+    }
+    off = end + (size & 1u);
+  }
+done:
+  src_close(&s);
+  return overrun;
+}
+
 /* Ogg's CRC-32: polynomial 0x04C11DB7, MSB first, initial value 0, no final xor,
  * over the page with its CRC field read as zero */
 static uint32_t ogg_crc(const unsigned char *p, size_t n) {

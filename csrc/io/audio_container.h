@@ -22,6 +22,13 @@ typedef struct oe_wav_data {
  * bytes != NULL reads from memory, else from path. */
 int oe_wav_data_chunk(const char *path, const void *bytes, size_t nbytes, oe_wav_data *d);
 
+/* 1: a RIFF/RIFX WAVE file with a LIST chunk whose sub-chunks announce more bytes
+ *    than the LIST chunk holds. libsndfile 1.2.0's sf_open never returns on some of
+ *    these (libsndfile#1118: a LIST/INFO sub-chunk of size 0xFFFFFFFF); FFmpeg reads
+ *    them, skipping the bad sub-chunk, so the caller sends them there instead.
+ * 0: anything else. bytes != NULL reads from memory, else from path. */
+int oe_wav_list_overrun(const char *path, const void *bytes, size_t nbytes);
+
 /* 1: an Ogg file whose last complete page (capture pattern, version 0, CRC valid)
  *    lacks the end-of-stream flag: the stream was cut;
  * 0: ends with an end-of-stream page, or no complete page was found in the tail. */

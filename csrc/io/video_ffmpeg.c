@@ -23,7 +23,16 @@ static void log_cb(void *avcl, int level, const char *fmt, va_list vl) {
   memcpy(last_log, buf, n + 1);
 }
 
+/* FFmpeg allocates what a header announces before reading it (a 139-byte WAV whose
+ * LIST/INFO entry announces 2 GB: fuzz/crashes/ffmpeg_wav_list_info_2gb.wav). No single
+ * buffer FFmpeg needs under the video caps (oe_video_*: about 540 MB for the largest
+ * frame allowed) comes near 1 GiB, so larger requests are refused (av_malloc fails and
+ * the open or decode reports an error). Process-wide: it applies to FFmpeg wherever this
+ * library has initialised it. */
+#define OE_AV_MAX_ALLOC ((size_t)1 << 30)
+
 static void init_once(void) {
+  av_max_alloc(OE_AV_MAX_ALLOC);
   av_log_set_level(AV_LOG_ERROR);
   av_log_set_callback(log_cb);
 }
