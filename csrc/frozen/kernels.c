@@ -167,3 +167,30 @@ void oe_fz_im2col(const float *x, int64_t B, int64_t C, int64_t Hh, int64_t W, i
     }
   }
 }
+
+/* ---- one pre-norm transformer layer (see kernels.h) ---- */
+
+void oe_fz_prenorm_layer_forward(const oe_fz_prenorm_layer *l, float *x, const float **pending, int64_t nb, int64_t L,
+                                 int64_t D, int64_t H, int64_t M, float eps, float *h, float *qkv, float *a, float *mm,
+                                 float *att, int att_threads) {
+  const int64_t rows = nb * L, hd = D / H;
+  oe_fz_add_layernorm(x, *pending, l->ln1_w, l->ln1_b, h, rows, D, eps);
+  if (l->qkv_w) {
+    oe_gemm(0, 1, rows, 3 * D, D, 1.0f, h, D, l->qkv_w, D, 0.0f, qkv, 3 * D);
+    oe_fz_add_bias(qkv, l->qkv_b, rows, 3 * D, 3 * D);
+  } else {
+    oe_gemm(0, 1, rows, D, D, 1.0f, h, D, l->q_w, D, 0.0f, qkv, 3 * D);
+    oe_gemm(0, 1, rows, D, D, 1.0f, h, D, l->k_w, D, 0.0f, qkv + D, 3 * D);
+    oe_gemm(0, 1, rows, D, D, 1.0f, h, D, l->v_w, D, 0.0f, qkv + 2 * D, 3 * D);
+    if (l->q_b) oe_fz_add_bias(qkv, l->q_b, rows, D, 3 * D);
+    if (l->k_b) oe_fz_add_bias(qkv + D, l->k_b, rows, D, 3 * D);
+    if (l->v_b) oe_fz_add_bias(qkv + 2 * D, l->v_b, rows, D, 3 * D);
+  }
+  oe_fz_attention(qkv, 3 * D, nb, L, H, hd, NULL, a, att, att_threads);
+  oe_gemm(0, 1, rows, D, D, 1.0f, a, D, l->proj_w, D, 1.0f, x, D);
+  oe_fz_add_layernorm(x, l->proj_b, l->ln2_w, l->ln2_b, h, rows, D, eps);
+  oe_gemm(0, 1, rows, M, D, 1.0f, h, D, l->fc1_w, D, 0.0f, mm, M);
+  oe_fz_bias_gelu(mm, l->fc1_b, rows, M);
+  oe_gemm(0, 1, rows, D, M, 1.0f, mm, M, l->fc2_w, M, 1.0f, x, D);
+  *pending = l->fc2_b;
+}

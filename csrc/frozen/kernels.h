@@ -35,4 +35,26 @@ int64_t oe_fz_attention_scratch(int64_t L);
  * (a Conv2d with kernel = stride = P reads them so):
  * cols (B * (Hh/P) * (W/P), C * P * P). */
 void oe_fz_im2col(const float *x, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t P, float *cols);
+
+/* One pre-norm transformer layer (timm / HF ViT, VideoMAE): the weights. Q, K, V are
+ * either packed (qkv_w (3D, D), qkv_b (3D)) or separate (q_w, k_w, v_w (D, D) each, with
+ * q_b, k_b, v_b (D) each, any of them NULL for no bias: VideoMAE has no key bias). */
+typedef struct oe_fz_prenorm_layer {
+  const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+  const float *qkv_w, *qkv_b;
+  const float *q_w, *k_w, *v_w;
+  const float *q_b, *k_b, *v_b;
+  const float *proj_w, *proj_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} oe_fz_prenorm_layer;
+
+/* x (nb, L, D) in place:  h = LN1(x + *pending); x += attention(h) W_proj^T;
+ *                         h = LN2(x + b_proj);   x += gelu(h W_fc1^T + b_fc1) W_fc2^T
+ * *pending: a bias (D) not yet added to x (the previous layer's fc2 bias) or NULL; on
+ * return it is this layer's fc2 bias, left for the next norm's pass (or the caller).
+ * Scratch: h, a (nb*L, D), qkv (nb*L, 3D), mm (nb*L, M); att: attention rows for
+ * att_threads threads (oe_fz_attention). Products split over the threads when called
+ * outside a parallel region. */
+void oe_fz_prenorm_layer_forward(const oe_fz_prenorm_layer *l, float *x, const float **pending, int64_t nb, int64_t L,
+                                 int64_t D, int64_t H, int64_t M, float eps, float *h, float *qkv, float *a, float *mm,
+                                 float *att, int att_threads);
 #endif

@@ -32,13 +32,8 @@
 #define MAX_DIM ((int64_t)1 << 16)
 #define MAX_DEPTH 512
 
-typedef struct {
-  const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
-  const float *qkv_w, *qkv_b;           /* timm: (3D, D), (3D) */
-  const float *q_w, *k_w, *v_w;         /* hf: (D, D) each */
-  const float *q_b, *k_b, *v_b;
-  const float *proj_w, *proj_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-} vit_block;
+/* timm: qkv_w (3D, D), qkv_b (3D); hf: q_w, k_w, v_w (D, D) each with their biases */
+typedef oe_fz_prenorm_layer vit_block;
 
 struct oe_vit {
   oe_vit_config cfg;
@@ -356,7 +351,7 @@ static int patch_positions(oe_vit *m, int64_t gh, int64_t gw, const float **out,
 static void vit_rows(const oe_vit *m, const float *x, int64_t nb, int64_t Hh, int64_t W, const float *pos_patch,
                      float *out, float *scr, float *att, int att_threads) {
   const oe_vit_config *c = &m->cfg;
-  const int64_t D = c->dim, M = c->mlp, H = c->heads, hd = D / H, P = c->patch, C = c->channels, K = C * P * P;
+  const int64_t D = c->dim, M = c->mlp, H = c->heads, P = c->patch, C = c->channels, K = C * P * P;
   const int64_t N = (Hh / P) * (W / P), L = 1 + N, rows = nb * L;
   float *h = scr, *a = h + rows * D, *big = a + rows * D;
   float *qkv = big, *mm = big + rows * 3 * D;
@@ -379,28 +374,8 @@ static void vit_rows(const oe_vit *m, const float *x, int64_t nb, int64_t Hh, in
 
   const float eps = (float)c->eps;
   const float *pending = NULL; /* bias of the last product added into out, not yet applied */
-  for (int64_t i = 0; i < c->depth; i++) {
-    const vit_block *bk = &m->blocks[i];
-    oe_fz_add_layernorm(out, pending, bk->ln1_w, bk->ln1_b, h, rows, D, eps);
-    if (bk->qkv_w) {
-      oe_gemm(0, 1, rows, 3 * D, D, 1.0f, h, D, bk->qkv_w, D, 0.0f, qkv, 3 * D);
-      oe_fz_add_bias(qkv, bk->qkv_b, rows, 3 * D, 3 * D);
-    } else {
-      oe_gemm(0, 1, rows, D, D, 1.0f, h, D, bk->q_w, D, 0.0f, qkv, 3 * D);
-      oe_gemm(0, 1, rows, D, D, 1.0f, h, D, bk->k_w, D, 0.0f, qkv + D, 3 * D);
-      oe_gemm(0, 1, rows, D, D, 1.0f, h, D, bk->v_w, D, 0.0f, qkv + 2 * D, 3 * D);
-      oe_fz_add_bias(qkv, bk->q_b, rows, D, 3 * D);
-      oe_fz_add_bias(qkv + D, bk->k_b, rows, D, 3 * D);
-      oe_fz_add_bias(qkv + 2 * D, bk->v_b, rows, D, 3 * D);
-    }
-    oe_fz_attention(qkv, 3 * D, nb, L, H, hd, NULL, a, att, att_threads);
-    oe_gemm(0, 1, rows, D, D, 1.0f, a, D, bk->proj_w, D, 1.0f, out, D);
-    oe_fz_add_layernorm(out, bk->proj_b, bk->ln2_w, bk->ln2_b, h, rows, D, eps);
-    oe_gemm(0, 1, rows, M, D, 1.0f, h, D, bk->fc1_w, D, 0.0f, mm, M);
-    oe_fz_bias_gelu(mm, bk->fc1_b, rows, M);
-    oe_gemm(0, 1, rows, D, M, 1.0f, mm, M, bk->fc2_w, M, 1.0f, out, D);
-    pending = bk->fc2_b;
-  }
+  for (int64_t i = 0; i < c->depth; i++)
+    oe_fz_prenorm_layer_forward(&m->blocks[i], out, &pending, nb, L, D, H, M, eps, h, qkv, a, mm, att, att_threads);
   oe_fz_add_layernorm(out, pending, m->norm_w, m->norm_b, out, rows, D, eps);
 }
 
