@@ -43,6 +43,9 @@ void oe_bind_encoders(lua_State *L);    /* bind/encoders.c */
 void oe_bind_info(lua_State *L);        /* bind/info.c: oe.info, BLAS kernels */
 void oe_bind_text(lua_State *L);        /* bind/text.c: tokenizers */
 void oe_bind_frozen(lua_State *L);      /* bind/frozen.c: pretrained encoders */
+/* bind/frozen.c: the mapped file of a weights object (core.frozen_open) at idx; raises naming fn */
+struct oe_fz_file *oe_lua_frozen_file(lua_State *L, int idx, const char *fn);
+void oe_bind_videomae(lua_State *L);    /* bind/videomae.c: VideoMAE */
 void oe_bind_generator(lua_State *L);   /* bind/generator.c: oe.Generator */
 void oe_bind_onnx(lua_State *L);        /* bind/onnx.c: ONNX models */
 /* idx nil/none -> the global stream, else an oe.Generator (raises naming fn otherwise) */

@@ -52,6 +52,9 @@ static file_box *check_file(lua_State *L, int idx, const char *fn) {
   return b;
 }
 
+/* the mapped file of a weights object, for the other binding files (bind.h) */
+struct oe_fz_file *oe_lua_frozen_file(lua_State *L, int idx, const char *fn) { return &check_file(L, idx, fn)->f; }
+
 static int l_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   file_box *b = lua_newuserdatauv(L, sizeof *b, 0);
