@@ -71,6 +71,7 @@ deps:
 	@sh scripts/install-deps.sh test
 	@sh scripts/fetch-vocab.sh
 	@sh scripts/fetch-openwakeword.sh
+	@sh scripts/fetch-glove.sh
 
 deps-lib:
 	@sh scripts/install-deps.sh lib
