@@ -463,6 +463,29 @@ describe("onnx: the generic encoder (oe.encoders.create(\"onnx\", ...))", functi
     close(f, want, "map tokens")
   end)
 
+  it("sequence mode: an item of n rows gets n tokens, padded to the longest (row_batch calls)", function()
+    local path = FIX .. "ops/Graph_symbolic_batch.onnx"
+    local x = T["Graph_symbolic_batch/in/1"] -- 3 rows
+    local want = T["Graph_symbolic_batch/out/1"] -- (3, 5): ONNX Runtime on the whole batch
+    for _, rb in ipairs { 1, 2, 64 } do
+      local enc = assert(E.create("onnx", { path = path, dim = 5, sequence = true, row_batch = rb }))
+      local f, l = enc:encode({ core.narrow(x, 1, 2, 2), core.narrow(x, 1, 1, 1) })
+      assert.are.same({ 2, 2, 5 }, core.shape(f))
+      assert.are.same({ 2, 1 }, l)
+      close(core.select(f, 1, 1), core.narrow(want, 1, 2, 2), "item 1, row_batch " .. rb)
+      close(core.narrow(core.select(f, 1, 2), 1, 1, 1), core.narrow(want, 1, 1, 1), "item 2, row_batch " .. rb)
+      assert.are.same({ 0, 0, 0, 0, 0 }, core.totable(core.select(core.select(f, 1, 2), 1, 2)))
+    end
+    local enc = assert(E.create("onnx", { path = path, dim = 5, sequence = true }))
+    assert.are_not.equal(enc.id, assert(E.create("onnx", { path = path, dim = 5 })).id)
+    H.fails_with(function() enc:encode(x) end, "sequence mode takes a list of items")
+    H.fails_with(function() enc:encode({ core.narrow(x, 1, 1, 1), oe.zeros({ 1, 2, 4, 8 }) }) end,
+      "item 2 has rows of shape (2, 4, 8), item 1 (2, 8, 8)")
+    H.fails_with(function() E.create("onnx", { path = path, dim = 5, sequence = true, layout = "map" }) end,
+      "option 'sequence' needs one vector per row")
+    H.fails_with(function() E.create("onnx", { path = path, dim = 5, sequence = "yes" }) end, "option 'sequence' must be a boolean")
+  end)
+
   it("refuses what it cannot feed or shape", function()
     local path = FIX .. "ops/Add_row.onnx"
     local e, msg = E.create("onnx", { path = path, dim = 4 })

@@ -19,6 +19,13 @@
 --   preprocess  function(item) -> float32 tensor of one item's input shape (without the batch
 --               dimension); default: items are such tensors already
 --   loader      function(path) -> item | nil, message (overrides the modality's loader)
+--   sequence    true: an item (after preprocess) is a sequence of n model inputs (n, ...), such
+--               as an audio clip's windows or a video's frames; the model runs on the rows of
+--               every item (at most row_batch rows per call) and item i gets one token per row,
+--               in order: features (B, max n, D), zero rows after each item's length n_i. The
+--               output must give one vector per row (layout "vector" or "flatten"; "auto" takes
+--               a (rows, D) output). Default false: one model input per item.
+--   row_batch   rows per model call in sequence mode (default 64: bounds the activations)
 --
 -- Input: a list of items (each turned into one input row by preprocess, all of one shape) or a
 -- tensor already batched (B, ...) of the input's dtype. The model runs on the whole batch in one
@@ -31,7 +38,7 @@ local NAME = "onnx"
 local Onnx = C.class(NAME)
 
 local DEFAULTS = { path = C.NONE, input = C.NONE, output = C.NONE, layout = "auto", dim = C.NONE, modality = "unknown",
-  preprocess = C.NONE, loader = C.NONE }
+  preprocess = C.NONE, loader = C.NONE, sequence = false, row_batch = 64 }
 local LAYOUTS = { auto = true, vector = true, tokens = true, map = true, flatten = true }
 
 local function find(list, name)
@@ -73,6 +80,12 @@ function Onnx.new(opts)
     if o[k] ~= nil and type(o[k]) ~= "function" then error("encoders.create(\"onnx\"): option '" .. k .. "' must be a function", 3) end
   end
   if type(o.modality) ~= "string" then error("encoders.create(\"onnx\"): option 'modality' must be a string", 3) end
+  if type(o.sequence) ~= "boolean" then error("encoders.create(\"onnx\"): option 'sequence' must be a boolean", 3) end
+  local row_batch = C.int(NAME, "row_batch", o.row_batch, 1, 1 << 20)
+  if o.sequence and o.layout ~= "auto" and o.layout ~= "vector" and o.layout ~= "flatten" then
+    error("encoders.create(\"onnx\"): option 'sequence' needs one vector per row: layout \"auto\", \"vector\" or \"flatten\", got "
+      .. o.layout, 3)
+  end
   local m, err = require("oneencoder.onnx").load(o.path)
   if not m then return nil, err end
   if #m.inputs ~= 1 then
@@ -97,17 +110,22 @@ function Onnx.new(opts)
   local self = setmetatable({ name = NAME, modality = o.modality }, Onnx)
   self.model, self.input, self.output, self.layout, self.dim = m, input.name, output.name, o.layout, dim
   self.item_fn, self.loader_fn = o.preprocess, o.loader
+  self.sequence, self.row_batch = o.sequence, row_batch
   local st = core.fs_stat(m.path)
   local ident = st and string.format("%s:%d:%d.%09d", m.path, st.size, st.mtime, st.mtime_ns) or m.path
-  self.settings = { path = m.path, input = input.name, output = output.name, layout = o.layout, dim = dim, modality = o.modality }
-  self.id = string.format("onnx:%s:in=%s:out=%s:layout=%s%s:v1", ident, input.name, output.name, o.layout,
-    o.preprocess and ":custom-preprocess" or "")
+  self.settings = { path = m.path, input = input.name, output = output.name, layout = o.layout, dim = dim, modality = o.modality,
+    sequence = o.sequence }
+  self.id = string.format("onnx:%s:in=%s:out=%s:layout=%s%s%s:v1", ident, input.name, output.name, o.layout,
+    o.sequence and ":sequence" or "", o.preprocess and ":custom-preprocess" or "")
   local shape = {}
   for i = 2, #(input.shape or {}) do shape[#shape + 1] = tostring(input.shape[i]) end
   self.preprocess = {
     modality = o.modality,
-    input = string.format("a list of %s tensors (%s)%s, or a batch (B, ...)", input.dtype or "float32", table.concat(shape, ", "),
-      o.preprocess and " after the preprocess function" or ""),
+    input = o.sequence
+        and string.format("a list of %s tensors (n, %s), n rows per item%s", input.dtype or "float32", table.concat(shape, ", "),
+          o.preprocess and " after the preprocess function" or "")
+        or string.format("a list of %s tensors (%s)%s, or a batch (B, ...)", input.dtype or "float32", table.concat(shape, ", "),
+          o.preprocess and " after the preprocess function" or ""),
     model_input = input.name, model_output = output.name, layout = o.layout,
   }
   return self
@@ -160,8 +178,46 @@ function Onnx:tokens(y, B)
   return t
 end
 
+-- sequence mode: items (n_i, ...) -> features (B, max n_i, D), lengths n_i
+function Onnx:encode_sequences(batch)
+  if type(batch) ~= "table" or core.is_tensor(batch) then
+    C.fail(self, "sequence mode takes a list of items, got %s", core.is_tensor(batch) and "a tensor" or type(batch))
+  end
+  if #batch == 0 then C.fail(self, "empty batch") end
+  local seqs, lengths, row_shape = {}, {}, nil
+  for i, item in ipairs(batch) do
+    local x = self.item_fn and self.item_fn(item) or item
+    if not core.is_tensor(x) then C.fail(self, "item %d: expected a tensor, got %s", i, type(x)) end
+    local s = core.shape(x)
+    if #s < 1 or s[1] < 1 then C.fail(self, "item %d has shape %s: a sequence needs at least one row", i, C.shape_str(x)) end
+    local rs = C.shape_str(core.select(x, 1, 1))
+    if row_shape and rs ~= row_shape then C.fail(self, "item %d has rows of shape %s, item 1 %s", i, rs, row_shape) end
+    row_shape = rs
+    seqs[i], lengths[i] = x, s[1]
+  end
+  -- every row of every item, run row_batch at a time -> vectors (rows, D)
+  local rows = #seqs == 1 and seqs[1] or core.cat(seqs, 1)
+  local total = core.shape(rows)[1]
+  local vecs = {}
+  for start = 1, total, self.row_batch do
+    local n = math.min(self.row_batch, total - start + 1)
+    local y = self.model:run({ [self.input] = core.narrow(rows, 1, start, n) })[self.output]
+    vecs[#vecs + 1] = core.reshape(self:tokens(y, n), { n, self.dim })
+  end
+  local all = #vecs == 1 and vecs[1] or core.cat(vecs, 1)
+  local L = math.max(table.unpack(lengths))
+  local out = core.zeros({ #seqs, L, self.dim })
+  local at = 1
+  for i, n in ipairs(lengths) do
+    core.set_slice(core.select(out, 1, i), 1, 1, core.narrow(all, 1, at, n))
+    at = at + n
+  end
+  return out, lengths
+end
+
 -- encode(batch) -> features (B, L, D) float32, lengths
 function Onnx:encode(batch)
+  if self.sequence then return self:encode_sequences(batch) end
   local x = self:to_batch(batch)
   local B = core.shape(x)[1]
   local y = self.model:run({ [self.input] = x })[self.output]
