@@ -48,6 +48,7 @@ struct oe_fz_file *oe_lua_frozen_file(lua_State *L, int idx, const char *fn);
 void oe_bind_videomae(lua_State *L);    /* bind/videomae.c: VideoMAE */
 void oe_bind_generator(lua_State *L);   /* bind/generator.c: oe.Generator */
 void oe_bind_onnx(lua_State *L);        /* bind/onnx.c: ONNX models */
+void oe_bind_glove(lua_State *L);       /* bind/glove.c: GloVe tables */
 /* idx nil/none -> the global stream, else an oe.Generator (raises naming fn otherwise) */
 struct oe_rng *oe_lua_rng_opt(lua_State *L, int idx, const char *fn);
 #endif

@@ -25,5 +25,6 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_videomae(L);
   oe_bind_generator(L);
   oe_bind_onnx(L);
+  oe_bind_glove(L);
   return 1;
 }
