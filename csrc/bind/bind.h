@@ -46,6 +46,7 @@ void oe_bind_frozen(lua_State *L);      /* bind/frozen.c: pretrained encoders */
 /* bind/frozen.c: the mapped file of a weights object (core.frozen_open) at idx; raises naming fn */
 struct oe_fz_file *oe_lua_frozen_file(lua_State *L, int idx, const char *fn);
 void oe_bind_videomae(lua_State *L);    /* bind/videomae.c: VideoMAE */
+void oe_bind_wav2vec2(lua_State *L);    /* bind/wav2vec2.c: Wav2Vec2 */
 void oe_bind_generator(lua_State *L);   /* bind/generator.c: oe.Generator */
 void oe_bind_onnx(lua_State *L);        /* bind/onnx.c: ONNX models */
 void oe_bind_glove(lua_State *L);       /* bind/glove.c: GloVe tables */

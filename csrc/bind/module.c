@@ -23,6 +23,7 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_text(L);
   oe_bind_frozen(L);
   oe_bind_videomae(L);
+  oe_bind_wav2vec2(L);
   oe_bind_generator(L);
   oe_bind_onnx(L);
   oe_bind_glove(L);
