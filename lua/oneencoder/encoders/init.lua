@@ -29,6 +29,7 @@ M.ViT = require "oneencoder.encoders.vit"     -- pretrained, from safetensors fi
 M.Bert = require "oneencoder.encoders.bert"
 M.Onnx = require "oneencoder.encoders.onnx"  -- any ONNX model (oneencoder.onnx)
 M.SpeechEmbedding = require "oneencoder.encoders.speech_embedding"
+M.VideoMAE = require "oneencoder.encoders.videomae"
 M.Glove = require "oneencoder.encoders.glove"      -- GloVe word vectors (memory-mapped table)
 
 local registry = {
@@ -40,6 +41,7 @@ local registry = {
   bert = M.Bert.new,
   onnx = M.Onnx.new,
   speech_embedding = M.SpeechEmbedding.new,
+  videomae = M.VideoMAE.new,
   glove = M.Glove.new,
 }
 
@@ -54,7 +56,8 @@ end
 -- unregister(name): remove an encoder added with register (built-ins stay)
 function M.unregister(name)
   if name == "patches" or name == "words" or name == "logmel" or name == "frames" or name == "vit" or name == "bert"
-      or name == "onnx" or name == "speech_embedding" or name == "glove" then
+      or name == "onnx" or name == "speech_embedding" or name == "glove"
+      or name == "videomae" then
     error("encoders.unregister: '" .. name .. "' is built in", 2)
   end
   registry[name] = nil
