@@ -27,7 +27,11 @@
 -- report: {checkpoint = import_original's report, encoders = {image = id, text = id}, weights = path,
 --   unattached = {modality = {key prefixes}}: frozen encoders of a kind not run here (a step-2
 --   file's audio_encoder.pretrained_encoder.*, Wav2Vec2): their weights are left in the file}
--- A step-2 file (text_image_encoder.* beside one new modality) loads too: image and text attached.
+-- A step-2 file (text_image_encoder.* beside one new modality) loads too: image and text attached,
+-- and a video file's video_encoder.pretrained_encoder.* (VideoMAEModel keys) as the "videomae"
+-- encoder (videomae-base's config: 12 heads, eps 1e-12, 16 frames of 224; VideoMAEImageProcessor's
+-- defaults; the original's random 16-frame window; opts.video: extra encoder options such as
+-- sampling = "uniform" or seed), so m:embed_videos(paths) runs the original's encode_video.
 --
 -- embed(model, name, inputs, opts) (m:embed_images / m:embed_texts) -> (N, d), kept, bad
 --   images: paths (decoded as cv2.imread does: RGB, alpha dropped, EXIF orientation applied)
@@ -56,7 +60,7 @@ local M = {}
 M.PADDING_POLICIES = { none = true, set = true, batch = true }
 
 local LOAD_OPTIONS = {
-  vocab = "string", batch = "integer", padding_policy = "string", vit = "table", bert = "table",
+  vocab = "string", batch = "integer", padding_policy = "string", vit = "table", bert = "table", video = "table",
   heads = "integer", fusion = "string", pooling = "string", dropout = "number", temperature = "string",
 }
 local EMBED_OPTIONS = { batch = "integer", padding_policy = "string", on_error = "string", progress = "boolean" }
@@ -117,6 +121,14 @@ local function kind_of(sub)
   if sub:match("%.pretrained_bert%.$") then return "bert" end
 end
 
+-- step-2 modalities whose frozen encoder runs here: modality -> {kind, options}; the encoder's keys
+-- are <modality>_encoder.pretrained_encoder.* (opts[modality]: extra encoder options)
+local STEP2_ENCODERS = {
+  -- the released video file has no config.json / preprocessor_config.json: videomae-base's values
+  -- (12 heads, eps 1e-12, 16 frames of 224) and VideoMAEImageProcessor's defaults
+  video = { kind = "videomae", options = function(w, prefix) return { weights = w, prefix = prefix, config = false, preprocessor = false } end },
+}
+
 local function merged(base, extra)
   local o = {}
   for k, v in pairs(extra or {}) do o[k] = v end
@@ -153,8 +165,13 @@ function M.load(path, opts)
   for _, name in ipairs(sorted_keys(rep.encoders)) do
     local subs, want = rep.encoders[name], expected_kind[name]
     if not want then
-      -- a step-2 modality (audio, video): no encoder of its kind here yet; m:set_encoder attaches one
-      unattached[name] = subs
+      local s2 = STEP2_ENCODERS[name]
+      if s2 and #subs == 1 and subs[1] == name .. "_encoder.pretrained_encoder." then
+        plan[name] = { kind = s2.kind, prefix = subs[1], step2 = s2 }
+      else
+        -- a step-2 modality without an encoder of its kind here; m:set_encoder attaches one
+        unattached[name] = subs
+      end
       goto next_modality
     end
     local odd = {}
@@ -194,7 +211,9 @@ function M.load(path, opts)
   for _, name in ipairs(sorted_keys(plan)) do
     local p = plan[name]
     local eopts
-    if p.kind == "vit" then
+    if p.step2 then
+      eopts = merged(p.step2.options(w, p.prefix), opts[name])
+    elseif p.kind == "vit" then
       eopts = merged({ weights = w, prefix = p.prefix, layout = "timm", preprocess = "original" }, opts.vit)
     else
       eopts = merged({ weights = w, prefix = p.prefix, config = false, vocab = opts.vocab }, opts.bert)
@@ -206,7 +225,7 @@ function M.load(path, opts)
     end
     local din = model.modalities[name].input_dim
     if enc.dim ~= din then
-      local key = p.prefix:gsub("pretrained_%a+%.$", "") .. "projection_head.linear_layer1.weight"
+      local key = p.prefix:gsub("pretrained_%a+%.$", "") .. (p.step2 and "alignment_layer" or "projection_head") .. ".linear_layer1.weight"
       return nil, string.format("%s: tensor '%s' has shape (%d, %d), expected (%d, %d): the %s under '%s' gives %d-d features",
         path, key, model.cfg.d, din, model.cfg.d, enc.dim, p.kind, p.prefix, enc.dim)
     end
@@ -263,7 +282,8 @@ end
 
 -- embed(model, name, inputs, opts) -> (N, d), kept, bad | nil, message
 function M.embed(model, name, inputs, opts)
-  local fn = name == "image" and "embed_images" or name == "text" and "embed_texts" or ("embed(" .. tostring(name) .. ")")
+  local fn = name == "image" and "embed_images" or name == "text" and "embed_texts" or name == "video" and "embed_videos"
+      or ("embed(" .. tostring(name) .. ")")
   opts = check_options(fn, opts, EMBED_OPTIONS)
   local defaults = model.embed_options or {}
   local enc = model:encoder(name)

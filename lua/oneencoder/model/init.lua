@@ -218,6 +218,8 @@ end
 -- embed_images(paths or images, opts) / embed_texts(strings, opts) -> (B, d): see oneencoder.pretrained
 function OneEncoder:embed_images(inputs, opts) return require("oneencoder.pretrained").embed(self, "image", inputs, opts) end
 function OneEncoder:embed_texts(texts, opts) return require("oneencoder.pretrained").embed(self, "text", texts, opts) end
+-- embed_videos(paths or clips, opts) -> (B, d): the video encoder's sampling and preprocessing (oneencoder.pretrained)
+function OneEncoder:embed_videos(inputs, opts) return require("oneencoder.pretrained").embed(self, "video", inputs, opts) end
 
 -- logit scale: exp(clamp(t, 2.5, 3.0)); constant exp(2.5) unless learnable
 function OneEncoder:logit_scale()
