@@ -79,6 +79,7 @@ function M.features(enc, inputs, opts)
     local why
     if x == "" or (texts and not x:find("%S")) then why = texts and "empty text" or "empty path" end
     if texts and not why and enc.tokenizer and #enc:tokenizer():ids(x, 1) == 0 then why = "empty text (no token after cleaning)" end
+    if not texts and not why and not opts.loader and not core.fs_stat(x) then why = x .. ": no such file" end
     if why then
       local msg = reject(i, x, why)
       if msg then return nil, msg end
