@@ -27,6 +27,7 @@
  * is the largest buffer: 65 MB for 10 s of audio), so scratch grows with the threads, not the batch. */
 #include "wav2vec2.h"
 #include "kernels.h"
+#include "../core/cpu.h"
 #include "../core/util.h"
 #include "../io/json.h"
 #include "../ops/ops.h"
@@ -452,26 +453,46 @@ fail_:
 
 /* ---------------------------------------------------------------- forward */
 
-/* y (T, C) GroupNorm with one group per channel (statistics over T), affine, then GELU */
-static void group_norm_gelu(float *y, int64_t T, int64_t C, const float *w, const float *b, float *scale, float *shift) {
-#pragma omp parallel for schedule(static) if (T * C > PAR_MIN && !omp_in_parallel())
-  for (int64_t c0 = 0; c0 < C; c0 += 16) {
-    int64_t n = C - c0 < 16 ? C - c0 : 16;
-    double s[16] = { 0 }, ss[16] = { 0 }, mean[16];
-    for (int64_t t = 0; t < T; t++)
-      for (int64_t j = 0; j < n; j++) s[j] += y[t * C + c0 + j];
-    for (int64_t j = 0; j < n; j++) mean[j] = s[j] / (double)T;
-    for (int64_t t = 0; t < T; t++)
-      for (int64_t j = 0; j < n; j++) { double d = y[t * C + c0 + j] - mean[j]; ss[j] += d * d; }
-    for (int64_t j = 0; j < n; j++) {
-      double rs = 1.0 / sqrt(ss[j] / (double)T + 1e-5);
-      scale[c0 + j] = (float)(rs * w[c0 + j]);
-      shift[c0 + j] = (float)(b[c0 + j] - mean[j] * rs * w[c0 + j]);
+/* y (T, C) GroupNorm with one group per channel (statistics over T), affine, then GELU.
+ * Rows are summed in float over blocks of 128 (contiguous, vectorised across channels) and the
+ * block sums added in double: mean, then the squared deviations from it (two passes, as the
+ * variance of a large-mean channel needs). st: 6 C floats (two double rows, scale, shift). */
+OE_SIMD_CLONES
+static void channel_sums(const float *y, int64_t T, int64_t C, const float *mean, double *out, float *acc) {
+  for (int64_t c = 0; c < C; c++) out[c] = 0.0;
+  for (int64_t t0 = 0; t0 < T; t0 += 128) {
+    int64_t t1 = T - t0 < 128 ? T : t0 + 128;
+    for (int64_t c = 0; c < C; c++) acc[c] = 0.0f;
+    if (mean) {
+      for (int64_t t = t0; t < t1; t++)
+        for (int64_t c = 0; c < C; c++) { float d = y[t * C + c] - mean[c]; acc[c] += d * d; }
+    } else {
+      for (int64_t t = t0; t < t1; t++)
+        for (int64_t c = 0; c < C; c++) acc[c] += y[t * C + c];
     }
+    for (int64_t c = 0; c < C; c++) out[c] += acc[c];
   }
+}
+
+OE_SIMD_CLONES
+static void scale_rows(float *y, int64_t T, int64_t C, const float *scale) {
 #pragma omp parallel for schedule(static) if (T * C > PAR_MIN && !omp_in_parallel())
   for (int64_t t = 0; t < T; t++)
     for (int64_t j = 0; j < C; j++) y[t * C + j] *= scale[j];
+}
+
+static void group_norm_gelu(float *y, int64_t T, int64_t C, const float *w, const float *b, float *st) {
+  double *sum = (double *)(void *)st;
+  float *scale = st + 4 * C, *shift = st + 5 * C;
+  channel_sums(y, T, C, NULL, sum, scale);
+  for (int64_t c = 0; c < C; c++) shift[c] = (float)(sum[c] / (double)T);   /* the mean, for now */
+  channel_sums(y, T, C, shift, sum, scale);
+  for (int64_t c = 0; c < C; c++) {
+    double mean = shift[c], rs = 1.0 / sqrt(sum[c] / (double)T + 1e-5);
+    scale[c] = (float)(rs * w[c]);
+    shift[c] = (float)(b[c] - mean * rs * w[c]);
+  }
+  scale_rows(y, T, C, scale);
   oe_fz_bias_gelu(y, shift, T, C);
 }
 
@@ -524,7 +545,7 @@ static void conv_stack(const oe_w2v *m, const float *x, int64_t n, float *feat, 
       oe_fz_bias_gelu(dst, m->zeros, To, Co);
     } else if (i == 0) {
       if (bias) oe_fz_add_bias(dst, bias, To, Co, Co);
-      group_norm_gelu(dst, To, Co, m->norm_w[0], m->norm_b[0], st, st + Co);
+      group_norm_gelu(dst, To, Co, m->norm_w[0], m->norm_b[0], st);
     } else {
       oe_fz_bias_gelu(dst, bias ? bias : m->zeros, To, Co);
     }
@@ -652,7 +673,7 @@ int oe_w2v_forward(oe_w2v *m, const float *x, int64_t B, int64_t N, const int64_
   p.T = T;
   int64_t s_cols, s_ping, s_pong;
   conv_sizes(c, N, &s_cols, &s_ping, &s_pong);
-  p.conv = s_cols + s_ping + s_pong + 2 * c->conv_dim[0] + 64;
+  p.conv = s_cols + s_ping + s_pong + 6 * c->conv_dim[0] + 64;
   {
     const int64_t D = c->dim, K = c->pos_kernel, Cg = D / c->pos_groups;
     p.pos = (int64_t)oe_fz_round((size_t)((T + K) * D)) + (int64_t)oe_fz_round((size_t)(T * K * Cg)) + (int64_t)oe_fz_round((size_t)(T * D));
