@@ -49,6 +49,7 @@ void oe_bind_videomae(lua_State *L);    /* bind/videomae.c: VideoMAE */
 void oe_bind_wav2vec2(lua_State *L);    /* bind/wav2vec2.c: Wav2Vec2 */
 void oe_bind_generator(lua_State *L);   /* bind/generator.c: oe.Generator */
 void oe_bind_onnx(lua_State *L);        /* bind/onnx.c: ONNX models */
+void oe_bind_tfjs(lua_State *L);        /* bind/tfjs.c: TF.js layers models */
 void oe_bind_glove(lua_State *L);       /* bind/glove.c: GloVe tables */
 /* idx nil/none -> the global stream, else an oe.Generator (raises naming fn otherwise) */
 struct oe_rng *oe_lua_rng_opt(lua_State *L, int idx, const char *fn);

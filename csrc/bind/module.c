@@ -26,6 +26,7 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_wav2vec2(L);
   oe_bind_generator(L);
   oe_bind_onnx(L);
+  oe_bind_tfjs(L);
   oe_bind_glove(L);
   return 1;
 }
