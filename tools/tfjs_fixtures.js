@@ -261,13 +261,13 @@ async function mobilenet(dir) {
     const img = tf.tensor3d(new Int32Array(raw), [im.height, im.width, 3], 'int32');
     // nsfwjs 4.3.0 NSFWJS.infer: img.toFloat().div(255), resizeBilinear(size, alignCorners = true)
     // when the image is not already size x size, reshape to (1, size, size, 3)
-    let x = img.toFloat().div(tf.scalar(255));
+    let x = tf.div(tf.cast(img, 'float32'), tf.scalar(255)); // toFloat() in nsfwjs's source: a cast
     if (im.height !== 224 || im.width !== 224) x = tf.image.resizeBilinear(x, [224, 224], true);
-    x = x.reshape([1, 224, 224, 3]);
+    x = tf.reshape(x, [1, 224, 224, 3]);
     const [p, c] = feats.predict(x);
     refs['pooled:' + im.name] = { data: p.dataSync(), shape: p.shape };
     refs['probs:' + im.name] = { data: c.dataSync(), shape: c.shape };
-    refs['input:' + im.name] = { data: x.slice([0, 100, 100, 0], [1, 4, 4, 3]).dataSync(), shape: [1, 4, 4, 3] };
+    refs['input:' + im.name] = { data: tf.slice(x, [0, 100, 100, 0], [1, 4, 4, 3]).dataSync(), shape: [1, 4, 4, 3] };
     console.log(im.name, Array.from(c.dataSync()).map((v) => v.toFixed(4)).join(' '));
   }
   writeSafetensors(path.join(OUT, 'mobilenet_v2_ref.safetensors'), refs);

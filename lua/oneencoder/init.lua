@@ -119,6 +119,7 @@ oe.checkpoint = require "oneencoder.checkpoint"
 oe.encoders = require "oneencoder.encoders"
 oe.text = require "oneencoder.text"
 oe.onnx = require "oneencoder.onnx"
+oe.tfjs = require "oneencoder.tfjs"
 oe.pretrained = require "oneencoder.pretrained"
 oe.dist = require "oneencoder.dist"
 return oe

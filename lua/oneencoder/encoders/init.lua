@@ -29,6 +29,7 @@ M.ViT = require "oneencoder.encoders.vit"     -- pretrained, from safetensors fi
 M.Bert = require "oneencoder.encoders.bert"
 M.Onnx = require "oneencoder.encoders.onnx"  -- any ONNX model (oneencoder.onnx)
 M.SpeechEmbedding = require "oneencoder.encoders.speech_embedding"
+M.MobileNetV2 = require "oneencoder.encoders.mobilenet_v2"  -- nsfwjs's MobileNetV2 (oneencoder.tfjs)
 M.VideoMAE = require "oneencoder.encoders.videomae"
 M.Wav2Vec2 = require "oneencoder.encoders.wav2vec2"
 M.Glove = require "oneencoder.encoders.glove"      -- GloVe word vectors (memory-mapped table)
@@ -42,6 +43,7 @@ local registry = {
   bert = M.Bert.new,
   onnx = M.Onnx.new,
   speech_embedding = M.SpeechEmbedding.new,
+  mobilenet_v2 = M.MobileNetV2.new,
   videomae = M.VideoMAE.new,
   wav2vec2 = M.Wav2Vec2.new,
   glove = M.Glove.new,
@@ -59,7 +61,7 @@ end
 function M.unregister(name)
   if name == "patches" or name == "words" or name == "logmel" or name == "frames" or name == "vit" or name == "bert"
       or name == "onnx" or name == "speech_embedding" or name == "glove"
-      or name == "videomae" or name == "wav2vec2" then
+      or name == "videomae" or name == "wav2vec2" or name == "mobilenet_v2" then
     error("encoders.unregister: '" .. name .. "' is built in", 2)
   end
   registry[name] = nil
