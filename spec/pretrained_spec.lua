@@ -83,7 +83,8 @@ describe("pretrained.load: the original layout", function()
     assert.is_false(M.training)
   end)
 
-  it("loads a step-2 file: image and text attached from text_image_encoder.*, the new modality left to set_encoder", function()
+  it("loads a step-2 file: image and text attached from text_image_encoder.*, a new modality of a kind not run here left to set_encoder", function()
+    -- (audio and video files get their Wav2Vec2 / VideoMAE attached: spec/wav2vec2_spec.lua, videomae_spec.lua)
     local p = variant(function(t)
       local names = {}
       for k in pairs(t) do names[#names + 1] = k end
@@ -93,22 +94,22 @@ describe("pretrained.load: the original layout", function()
       end
       t.temperature = oe.tensor(0.07)
       local g = oe.Generator(3)
-      local A = "audio_encoder.alignment_layer."
+      local A = "xray_encoder.alignment_layer."
       t[A .. "linear_layer1.weight"], t[A .. "linear_layer1.bias"] = g:randn({ 32, 48 }), g:randn({ 32 })
       t[A .. "linear_layer2.weight"], t[A .. "linear_layer2.bias"] = g:randn({ 32, 32 }), g:randn({ 32 })
       t[A .. "normalization_layer.weight"], t[A .. "normalization_layer.bias"] = oe.ones({ 32 }), oe.zeros({ 32 })
       local T = "modality_token_encoder."
-      t[T .. "audio_token"] = g:randn({ 1, 3 })
+      t[T .. "xray_token"] = g:randn({ 1, 3 })
       for i, s in pairs({ [0] = { 64, 3 }, [2] = { 128, 64 }, [4] = { 32, 128 } }) do
         t[T .. "token_projection." .. i .. ".weight"], t[T .. "token_projection." .. i .. ".bias"] = g:randn(s), g:randn({ s[1] })
       end
       t[T .. "token_projection.5.weight"], t[T .. "token_projection.5.bias"] = oe.ones({ 32 }), oe.zeros({ 32 })
-      t["audio_encoder.pretrained_encoder.feature_projection.projection.weight"] = g:randn({ 48, 4 })
+      t["xray_encoder.pretrained_encoder.feature_projection.projection.weight"] = g:randn({ 48, 4 })
     end)
     local m, rep = assert(oe.pretrained.load(p, OPTS))
-    assert.same({ "image", "text", "audio" }, m.order)
-    assert.same({ "audio_encoder.pretrained_encoder." }, rep.unattached.audio)
-    assert.is_nil(m:encoder("audio"))
+    assert.same({ "image", "text", "xray" }, m.order)
+    assert.same({ "xray_encoder.pretrained_encoder." }, rep.unattached.xray)
+    assert.is_nil(m:encoder("xray"))
     assert.equal("text_image_encoder.image_encoder.pretrained_vit.", m:encoder("image").settings.prefix)
     H.allclose(m:embed_images({ FILES[1] }), rows(ref.image_embeddings, 1, 1), TOL, "image from a step-2 file")
     H.allclose(m:embed_texts({ CAPS[2] }), rows(ref.text_embeddings_none, 2, 1), TOL, "text from a step-2 file")

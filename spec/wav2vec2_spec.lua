@@ -294,3 +294,79 @@ describe("wav2vec2 bad input", function()
     H.fails_with(function() core.w2v_load({}, {}) end, "w2v_load")
   end)
 end)
+
+-- The released step-2 audio layout end to end: text_image_encoder.* (the step-1 model of
+-- spec/fixtures/pretrained, ViT and BERT included), audio_encoder.pretrained_encoder.* (the
+-- group_post Wav2Vec2), audio_encoder.alignment_layer.*, modality_token_encoder.* (audio token)
+-- and temperature, assembled here from two committed files; embeddings against the PyTorch
+-- pipeline of tools/wav2vec2_step2_fixtures.py (the original's processor + encode_audio + mean).
+-- Tolerance 1e-4 as above: the embeddings are unit vectors whose components pass one more
+-- LayerNorm, the UP and a mean; measured about 1e-6.
+describe("wav2vec2: the released step-2 audio layout", function()
+  local PDIR = "spec/fixtures/pretrained/"
+  local part = assert(oe.load(F .. "step2_audio.safetensors"))
+  local path = os.tmpname() .. ".safetensors"
+  local t = {}
+  for k, v in pairs(assert(oe.load(PDIR .. "text_image.safetensors"))) do t["text_image_encoder." .. k] = v end
+  for k, v in pairs(part) do if not k:match("^expected%.") then t[k] = v end end
+  assert(oe.save(path, t))
+  local OPTS = { vocab = PDIR .. "vocab.txt", vit = { heads = 3 }, bert = { heads = 4 }, audio = { heads = 4 } }
+  local m, rep = assert(oe.pretrained.load(path, OPTS))
+  local clips = { F .. "speech.flac", F .. "short.wav", F .. "short.wav" }
+  teardown(function() os.remove(path) end)
+
+  it("attaches the Wav2Vec2 from audio_encoder.pretrained_encoder.*", function()
+    assert.same({ "image", "text", "audio" }, m.order)
+    assert.is_nil(rep.unattached.audio)
+    local enc = m:encoder("audio")
+    assert.are.equal("wav2vec2", enc.name)
+    assert.are.equal("audio_encoder.pretrained_encoder.", enc.settings.prefix)
+    assert.is_false(enc.config.stable)
+    assert.are.equal(15, enc.truncate_seconds)
+    assert.is_false(enc.masked)
+  end)
+
+  it("embed_audio: each clip alone (default) and the original's padded batches", function()
+    local e, kept, bad = m:embed_audio(clips)
+    assert.are.same({ 1, 2, 3 }, kept)
+    assert.are.same({}, bad)
+    H.allclose(e, part["expected.audio_none"], TOL, "padding_policy none")
+    H.allclose(m:embed_audio(clips, { batch = 2, padding_policy = "batch" }), part["expected.audio_batch2"], TOL, "batch")
+    -- the padding matters: the short clip padded to the long one is another vector
+    assert.is_true((row(part["expected.audio_batch2"], 2) - row(part["expected.audio_none"], 2)):abs():max():item() > 1e-2)
+    -- waveforms work as paths do
+    local w = m:encoder("audio"):load(clips[2])
+    H.allclose(m:embed_audio({ w }), row(part["expected.audio_none"], 2), TOL, "waveform")
+  end)
+
+  it("the step-1 modalities still embed from the same file", function()
+    local ref = assert(oe.load(PDIR .. "expected.safetensors"))
+    H.allclose(m:embed_texts({ "dogs running" }), row(ref.text_embeddings_none, 4), TOL, "text")
+  end)
+
+  it("bad audio is data, wrong options raise", function()
+    local dir = tmpdir()
+    write(dir .. "/broken.wav", "RIFF....WAVEfmt garbage")
+    local e, msg = m:embed_audio({ clips[1], dir .. "/broken.wav" })
+    assert.is_nil(e)
+    assert.truthy(msg:find("embed_audio: item 2", 1, true), msg)
+    local e2, kept, bad = m:embed_audio({ clips[1], dir .. "/broken.wav" }, { on_error = "skip" })
+    assert.are.same({ 1 }, kept)
+    assert.are.equal(2, bad[1].index)
+    H.allclose(e2, row(part["expected.audio_none"], 1), TOL, "skip")
+    H.fails_with(function() m:embed_audio(clips, { padding_policy = "set" }) end, "padding_policy \"set\" is for texts")
+  end)
+
+  it("a broken Wav2Vec2 in the file gives nil and a message naming the key", function()
+    local t2 = {}
+    for k, v in pairs(t) do t2[k] = v end
+    t2["audio_encoder.pretrained_encoder.encoder.layers.1.feed_forward.output_dense.weight"] = nil
+    local p2 = os.tmpname() .. ".safetensors"
+    assert(oe.save(p2, t2))
+    local m2, msg = oe.pretrained.load(p2, OPTS)
+    os.remove(p2)
+    assert.is_nil(m2)
+    assert.truthy(msg:find("audio_encoder.pretrained_encoder.encoder.layers.1.feed_forward.output_dense.weight", 1, true), msg)
+    assert.truthy(msg:find("wav2vec2 encoder of modality 'audio'", 1, true), msg)
+  end)
+end)

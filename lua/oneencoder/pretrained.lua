@@ -26,12 +26,19 @@
 --   heads, fusion, pooling, dropout, temperature: options of oe.checkpoint.import_original
 -- report: {checkpoint = import_original's report, encoders = {image = id, text = id}, weights = path,
 --   unattached = {modality = {key prefixes}}: frozen encoders of a kind not run here (a step-2
---   file's audio_encoder.pretrained_encoder.*, Wav2Vec2): their weights are left in the file}
+--   modality other than audio and video): their weights are left in the file}
 -- A step-2 file (text_image_encoder.* beside one new modality) loads too: image and text attached,
 -- and a video file's video_encoder.pretrained_encoder.* (VideoMAEModel keys) as the "videomae"
 -- encoder (videomae-base's config: 12 heads, eps 1e-12, 16 frames of 224; VideoMAEImageProcessor's
 -- defaults; the original's random 16-frame window; opts.video: extra encoder options such as
 -- sampling = "uniform" or seed), so m:embed_videos(paths) runs the original's encode_video.
+-- An audio file's audio_encoder.pretrained_encoder.* (Wav2Vec2Model keys) becomes the "wav2vec2"
+-- encoder (no config.json: the shapes, base's strides, width / 64 heads; the processor of
+-- wav2vec2-base-960h: normalised, no attention mask; truncation at 15 s; opts.audio: extra encoder
+-- options such as heads or truncate_seconds = 10), so m:embed_audio(paths) runs the original's
+-- process_audio + encode_audio + mean. Audio takes padding_policy "none" (default: each clip alone)
+-- or "batch" (the clips of each batch padded together and normalised over the padded row, the
+-- padding reaching Wav2Vec2, the UP and the mean, as in the original's batches).
 --
 -- embed(model, name, inputs, opts) (m:embed_images / m:embed_texts) -> (N, d), kept, bad
 --   images: paths (decoded as cv2.imread does: RGB, alpha dropped, EXIF orientation applied)
@@ -60,7 +67,7 @@ local M = {}
 M.PADDING_POLICIES = { none = true, set = true, batch = true }
 
 local LOAD_OPTIONS = {
-  vocab = "string", batch = "integer", padding_policy = "string", vit = "table", bert = "table", video = "table",
+  vocab = "string", batch = "integer", padding_policy = "string", vit = "table", bert = "table", video = "table", audio = "table",
   heads = "integer", fusion = "string", pooling = "string", dropout = "number", temperature = "string",
 }
 local EMBED_OPTIONS = { batch = "integer", padding_policy = "string", on_error = "string", progress = "boolean" }
@@ -127,6 +134,13 @@ local STEP2_ENCODERS = {
   -- the released video file has no config.json / preprocessor_config.json: videomae-base's values
   -- (12 heads, eps 1e-12, 16 frames of 224) and VideoMAEImageProcessor's defaults
   video = { kind = "videomae", options = function(w, prefix) return { weights = w, prefix = prefix, config = false, preprocessor = false } end },
+  -- the released audio file: wav2vec2-base-960h's Wav2Vec2Model without config.json (the shapes
+  -- and base's strides; 12 heads for width 768; group norm, post-norm) and its processor
+  -- (normalised, no attention mask), truncated at 15 s as the original's process_audio does
+  audio = { kind = "wav2vec2", options = function(w, prefix)
+    return { weights = w, prefix = prefix, config = false, preprocessor = false, attention_mask = false, normalize = true,
+      truncate_seconds = 15 }
+  end },
 }
 
 local function merged(base, extra)
@@ -283,7 +297,7 @@ end
 -- embed(model, name, inputs, opts) -> (N, d), kept, bad | nil, message
 function M.embed(model, name, inputs, opts)
   local fn = name == "image" and "embed_images" or name == "text" and "embed_texts" or name == "video" and "embed_videos"
-      or ("embed(" .. tostring(name) .. ")")
+      or name == "audio" and "embed_audio" or ("embed(" .. tostring(name) .. ")")
   opts = check_options(fn, opts, EMBED_OPTIONS)
   local defaults = model.embed_options or {}
   local enc = model:encoder(name)
@@ -298,6 +312,8 @@ function M.embed(model, name, inputs, opts)
   if texts and policy == "set" and not tok then
     error(fn .. ": padding_policy \"set\" needs a tokenizing text encoder (bert with a vocab)", 3)
   end
+  local wav2vec2 = enc.name == "wav2vec2"   -- audio: the clips of a batch padded together or not
+  if wav2vec2 and policy == "set" then error(fn .. ": padding_policy \"set\" is for texts (audio: \"none\" or \"batch\")", 3) end
 
   -- check and load the inputs (texts: all at once; files: batch by batch)
   local kept, bad = {}, {}
@@ -382,6 +398,8 @@ function M.embed(model, name, inputs, opts)
         local feats, lens
         if texts and policy == "set" then
           feats, lens = enc:encode(tok:encode(items, { max_length = set_length, padding = "max_length" }))
+        elseif wav2vec2 then
+          feats, lens = enc:encode(items, { padding = policy == "batch" and "batch" or "none" })
         else
           feats, lens = enc:encode(items)
         end

@@ -199,8 +199,11 @@ function W2V:prepare(list)
   return core.w2v_prepare(list, { max_samples = self.max_samples or 0, normalize = self.normalize, masked = self.masked })
 end
 
--- encode(batch) -> features (B, T', D) float32, frames per clip
-function W2V:encode(batch)
+-- encode(batch, opts) -> features (B, T', D) float32, frames per clip
+-- opts.padding: "none" or "batch" for this call (default: the encoder's setting)
+function W2V:encode(batch, opts)
+  local padding = opts and opts.padding or self.padding
+  if padding ~= "none" and padding ~= "batch" then C.fail(self, "padding must be \"none\" or \"batch\", got %s", tostring(padding)) end
   if core.is_tensor(batch) then
     local s = core.shape(batch)
     if core.dtype(batch) ~= "float32" or #s ~= 2 then
@@ -219,7 +222,7 @@ function W2V:encode(batch)
     local ok, msg = self:check(batch[i])
     if not ok then C.fail(self, "item %d: %s", i, msg) end
   end
-  if self.padding == "batch" then
+  if padding == "batch" then
     local x, kept = self:prepare(batch)
     local y = self:forward(x, self.masked and kept or nil)
     local lengths = {}

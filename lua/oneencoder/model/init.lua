@@ -220,6 +220,8 @@ function OneEncoder:embed_images(inputs, opts) return require("oneencoder.pretra
 function OneEncoder:embed_texts(texts, opts) return require("oneencoder.pretrained").embed(self, "text", texts, opts) end
 -- embed_videos(paths or clips, opts) -> (B, d): the video encoder's sampling and preprocessing (oneencoder.pretrained)
 function OneEncoder:embed_videos(inputs, opts) return require("oneencoder.pretrained").embed(self, "video", inputs, opts) end
+-- embed_audio(paths or 16 kHz waveforms, opts) -> (B, d): the audio encoder's preprocessing (oneencoder.pretrained)
+function OneEncoder:embed_audio(inputs, opts) return require("oneencoder.pretrained").embed(self, "audio", inputs, opts) end
 
 -- logit scale: exp(clamp(t, 2.5, 3.0)); constant exp(2.5) unless learnable
 function OneEncoder:logit_scale()
