@@ -175,6 +175,20 @@ describe("vit: the image pipeline from a JPEG", function()
       H.allclose(f, ref["jpeg_" .. p], TOL, p .. " pipeline")
     end)
   end
+  it("drops alpha instead of compositing it, as cv2.imread and PIL's convert(\"RGB\") do", function()
+    local enc = create({ weights = TIMM, heads = 3 })
+    local img = assert(enc:load("spec/fixtures/image/rgba8.png"))
+    local f = assert(io.open("spec/fixtures/image/rgba8.raw", "rb"))
+    local rgba = f:read("a") -- PIL's RGBA bytes after a text header line
+    f:close()
+    local s = core.shape(img)
+    assert.same(3, s[3])
+    local got, n = core.to_bytes(img), s[1] * s[2]
+    local px = rgba:sub(-4 * n)
+    for i = 0, n - 1 do
+      assert.equal(px:sub(4 * i + 1, 4 * i + 3), got:sub(3 * i + 1, 3 * i + 3), "pixel " .. i)
+    end
+  end)
   it("names bad files and keeps going when asked", function()
     local enc = create({ weights = TIMM, heads = 3 })
     local f, _, kept, bad = enc:encode_files({ "no/such.jpg", jpg }, { on_error = "skip" })

@@ -127,7 +127,7 @@ function ViT.new(opts)
     modality = "image", preset = o.preprocess,
     input = "a list of uint8 (H, W, 3) images (oneencoder.image.load), or float32 (B, 3, H, W) already preprocessed",
     size = pre.size, shortest_edge = pre.shortest_edge, resize = pre.method, normalize = pre.normalize,
-    mean = norm.mean, std = norm.std, loader = "oneencoder.image.load (RGB uint8, EXIF orientation applied)",
+    mean = norm.mean, std = norm.std, loader = "oneencoder.pretrained.load_image (RGB uint8, EXIF orientation applied, alpha dropped)",
   }
   return self
 end
@@ -223,9 +223,11 @@ function ViT:encode(batch)
   return y, lengths
 end
 
--- load(path) -> uint8 (H, W, 3) | nil, message
+-- load(path) -> uint8 (H, W, 3) | nil, message. Alpha is dropped, not composited: every
+-- reference pipeline does so (cv2.imread for the original, PIL's convert("RGB") for timm and
+-- Hugging Face)
 function ViT:load(path)
-  return require("oneencoder.image").load(path)
+  return require("oneencoder.pretrained").load_image(path)
 end
 
 return ViT
