@@ -295,6 +295,30 @@ describe("wav2vec2 bad input", function()
   end)
 end)
 
+describe("wav2vec2: features of files through the cache", function()
+  it("extract: progress, one row per input, the second run reads the cache", function()
+    local enc = create({ path = F .. "layer_pre" })
+    local exp = expected("layer_pre")
+    local dir = tmpdir()
+    local paths = { F .. "speech.flac", F .. "short.wav", F .. "speech.flac" }
+    local set, info = assert(oe.pretrained.extract(enc, paths, { cache = dir, batch = 2 }))
+    assert.are.equal(3, set:size())
+    assert.are.same({ 1, 2, 3 }, info.kept)
+    local f, l = set:batch({ 1, 2, 3 })
+    assert.are.same({ 49, 24, 49 }, l)
+    H.allclose(frames(row(f, 1), 49), exp.speech, TOL, "cached speech")
+    same_bits(frames(row(f, 2), 24), enc:encode({ load(enc, "short.wav") }), "cached short")
+    local again, info2 = assert(oe.pretrained.extract(enc, paths, { cache = dir }))
+    assert.are.equal(0, info2.stats.computed)
+    same_bits(again:batch({ 1, 2, 3 }), f, "from the cache")
+    -- a bad file is left out and listed
+    write(dir .. "/bad.wav", "RIFF")
+    local s3, i3 = assert(oe.pretrained.extract(enc, { F .. "short.wav", dir .. "/bad.wav" }, { cache = dir, on_error = "skip" }))
+    assert.are.equal(1, s3:size())
+    assert.are.equal(2, i3.bad[1].index)
+  end)
+end)
+
 -- The released step-2 audio layout end to end: text_image_encoder.* (the step-1 model of
 -- spec/fixtures/pretrained, ViT and BERT included), audio_encoder.pretrained_encoder.* (the
 -- group_post Wav2Vec2), audio_encoder.alignment_layer.*, modality_token_encoder.* (audio token)
