@@ -11,7 +11,7 @@
 # Libraries the core links (pkg-config names). Lua's headers come from LUA_INCDIR (LuaRocks
 # passes it) or pkg-config lua5.4; a Lua C module never links liblua itself (an interpreter
 # linked statically would then hold two Lua cores).
-PKGS      := openblas sndfile libturbojpeg libpng libavformat libavcodec libavutil libswscale libswresample fftw3f libutf8proc libprotobuf-c
+PKGS      := openblas sndfile libturbojpeg libpng libavformat libavcodec libavutil libswscale libswresample fftw3f libutf8proc libprotobuf-c libwebpdemux
 CC        ?= gcc
 # Portable by default: the x86-64 baseline, with the hot kernels cloned for AVX2/FMA and
 # AVX-512 and chosen at run time (csrc/core/cpu.h). NATIVE=1 builds for this machine only.

@@ -18,7 +18,7 @@ ROOT=$(pwd)
 SECS=${FUZZ_SECONDS:-60}
 TIMEOUT=${FUZZ_TIMEOUT:-30}
 OUT=build/fuzz
-ALL="safetensors json featmap cache_manifest image audio video words wordpiece wordpiece_vocab wordpiece_json"
+ALL="safetensors json featmap cache_manifest image audio video words wordpiece wordpiece_vocab wordpiece_json webp_anim"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 CC=clang-14
 command -v $CC >/dev/null 2>&1 || CC=clang
@@ -42,6 +42,7 @@ describe() {
     wordpiece) SRC="$(ls csrc/text/*.c | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=4096 ;;
     wordpiece_vocab) SRC="$(ls csrc/text/*.c | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=8192 ;;
     wordpiece_json) SRC="$(ls csrc/text/*.c | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=16384 DICT=fuzz/wordpiece_json.dict ;;
+    webp_anim) SRC="csrc/io/webp_anim.c" PKGS="libwebpdemux" MAXLEN=16384 ;;
     *) echo "fuzz.sh: unknown target '$1' (targets: $ALL)" >&2; exit 2 ;;
   esac
 }

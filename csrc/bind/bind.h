@@ -51,6 +51,7 @@ void oe_bind_generator(lua_State *L);   /* bind/generator.c: oe.Generator */
 void oe_bind_onnx(lua_State *L);        /* bind/onnx.c: ONNX models */
 void oe_bind_tfjs(lua_State *L);        /* bind/tfjs.c: TF.js layers models */
 void oe_bind_glove(lua_State *L);       /* bind/glove.c: GloVe tables */
+void oe_bind_webp(lua_State *L);        /* bind/webp.c: WebP frames (animated or still) */
 /* idx nil/none -> the global stream, else an oe.Generator (raises naming fn otherwise) */
 struct oe_rng *oe_lua_rng_opt(lua_State *L, int idx, const char *fn);
 #endif

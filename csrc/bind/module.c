@@ -28,5 +28,6 @@ int luaopen_oneencoder_core(lua_State *L) {
   oe_bind_onnx(L);
   oe_bind_tfjs(L);
   oe_bind_glove(L);
+  oe_bind_webp(L);
   return 1;
 }
