@@ -18,7 +18,7 @@ ROOT=$(pwd)
 SECS=${FUZZ_SECONDS:-60}
 TIMEOUT=${FUZZ_TIMEOUT:-30}
 OUT=build/fuzz
-ALL="safetensors json featmap cache_manifest image audio video words wordpiece wordpiece_vocab wordpiece_json webp_anim"
+ALL="safetensors json featmap cache_manifest image audio video words wordpiece wordpiece_vocab wordpiece_json glove onnx webp_anim"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 CC=clang-14
 command -v $CC >/dev/null 2>&1 || CC=clang
@@ -28,7 +28,7 @@ CORE="csrc/core/util.c csrc/core/tensor.c"
 
 # target -> SRC (project C files besides the harness), PKGS (pkg-config), MAXLEN, DICT
 describe() {
-  SRC="" PKGS="" DICT=""
+  SRC="" PKGS="" DICT="" XFLAGS="" GCC_SRC=""
   case "$1" in
     safetensors) SRC="csrc/io/safetensors.c csrc/io/json.c csrc/core/atomic_write.c" MAXLEN=4096 DICT=fuzz/safetensors.dict ;;
     json) SRC="csrc/io/json.c" MAXLEN=4096 DICT=fuzz/json.dict ;;
@@ -39,9 +39,13 @@ describe() {
       PKGS="sndfile libavformat libavcodec libavutil libswresample" MAXLEN=16384 ;;
     video) SRC="csrc/io/video.c csrc/io/video_ffmpeg.c csrc/core/rng.c" PKGS="libavformat libavcodec libavutil libswscale" MAXLEN=32768 ;;
     words) SRC="csrc/ops/encoders.c csrc/core/rng.c" MAXLEN=4096 ;;
-    wordpiece) SRC="$(ls csrc/text/*.c | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=4096 ;;
-    wordpiece_vocab) SRC="$(ls csrc/text/*.c | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=8192 ;;
-    wordpiece_json) SRC="$(ls csrc/text/*.c | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=16384 DICT=fuzz/wordpiece_json.dict ;;
+    wordpiece) SRC="$(ls csrc/text/*.c | grep -v /glove_ | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=4096 ;;
+    wordpiece_vocab) SRC="$(ls csrc/text/*.c | grep -v /glove_ | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=8192 ;;
+    wordpiece_json) SRC="$(ls csrc/text/*.c | grep -v /glove_ | tr '\n' ' ') csrc/io/json.c" PKGS="libutf8proc" MAXLEN=16384 DICT=fuzz/wordpiece_json.dict ;;
+    glove) SRC="csrc/text/glove_table.c csrc/text/glove_tokenize.c csrc/io/safetensors.c csrc/io/json.c csrc/core/atomic_write.c" PKGS="libutf8proc" MAXLEN=4096 DICT=fuzz/glove.dict ;;
+    # the kernels use GCC-only vector builtins: compiled by gcc (ASan/UBSan, no coverage), linked in
+    onnx) SRC="$(ls csrc/onnx/*.c | tr '\n' ' ')" GCC_SRC="$(ls csrc/ops/*.c | tr '\n' ' ') csrc/core/blas.c csrc/core/cpu.c csrc/core/threads.c csrc/core/rng.c"
+      PKGS="openblas libprotobuf-c" XFLAGS="-fopenmp" MAXLEN=16384 ;;
     webp_anim) SRC="csrc/io/webp_anim.c" PKGS="libwebpdemux" MAXLEN=16384 ;;
     *) echo "fuzz.sh: unknown target '$1' (targets: $ALL)" >&2; exit 2 ;;
   esac
@@ -57,10 +61,20 @@ for t in $TARGETS; do
       || { echo "fuzz.sh: building oneencoder.core for $t failed (see $OUT/lua-build.log)" >&2; exit 2; }
   fi
   # rebuild when the harness, a listed source or any header is newer than the binary
-  if [ ! -x "$bin" ] || [ -n "$(find fuzz/${t}_fuzz.c fuzz/*.h $SRC $CORE csrc/*/*.h -newer "$bin" 2>/dev/null | head -1)" ] \
+  if [ ! -x "$bin" ] || [ -n "$(find fuzz/${t}_fuzz.c fuzz/*.h $SRC $GCC_SRC $CORE csrc/*/*.h -newer "$bin" 2>/dev/null | head -1)" ] \
      || { [ "$t" = wordpiece_json ] && [ fuzz/wordpiece_vocab_fuzz.c -nt "$bin" ]; }; then
+    objs=""
+    mkdir -p "$OUT/gcc-obj"
+    for s in $GCC_SRC; do
+      o="$OUT/gcc-obj/$(echo "$s" | tr / _).o"
+      # shellcheck disable=SC2086
+      gcc -g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+        -Wno-psabi $XFLAGS $(pkg-config --cflags $PKGS) -c "$s" -o "$o" 2>>"$OUT/${t}-build.log" \
+        || { cat "$OUT/${t}-build.log" >&2; echo "fuzz.sh: building $t failed ($s)" >&2; exit 2; }
+      objs="$objs $o"
+    done
     # shellcheck disable=SC2086
-    if ! $CC $CFLAGS fuzz/${t}_fuzz.c $SRC $CORE $( [ -n "$PKGS" ] && pkg-config --cflags --libs $PKGS) -lm -o "$bin" \
+    if ! $CC $CFLAGS $XFLAGS fuzz/${t}_fuzz.c $SRC $objs $CORE $( [ -n "$PKGS" ] && pkg-config --cflags --libs $PKGS) -lm -o "$bin" \
          >"$OUT/${t}-build.log" 2>&1; then
       cat "$OUT/${t}-build.log" >&2
       echo "fuzz.sh: building $t failed" >&2

@@ -92,3 +92,16 @@ describe("fuzz regressions: the cache manifest", function()
     assert.are.equal(3, stats.computed)
   end)
 end)
+
+describe("fuzz regressions: ONNX", function()
+  -- onnx_fuzz: a Split whose "split" initializer holds a size past the axis (16777217 for an
+  -- axis of 6) freed the sizes and then read the bad one for the message (heap use after free
+  -- in split_infer: the message showed whatever the freed memory held).
+  it("names the bad split size of a Split node without reading freed memory", function()
+    local path = FIX .. "onnx_split_size_use_after_free.onnx"
+    local m = assert(oe.onnx.load(path))
+    local ok, msg = pcall(function() return m:run(core.zeros({ 2, 6, 3 })) end)
+    assert.is_false(ok)
+    assert.matches(path .. ": node 'split_0' (Split): split size 16777217 is outside 0..6", msg, 1, true)
+  end)
+end)

@@ -537,7 +537,11 @@ static int split_infer(ox_call *c, oe_err *e) {
     if (cnt != no) { free(v); return oe_fail(e, OE_EINVAL, "%d split sizes for %d outputs", cnt, no); }
     int64_t sum = 0;
     for (int k = 0; k < no; k++) {
-      if (v[k] < 0 || v[k] > dim) { free(v); return oe_fail(e, OE_EINVAL, "split size %lld is outside 0..%lld", (long long)v[k], (long long)dim); }
+      if (v[k] < 0 || v[k] > dim) {
+        long long bad = (long long)v[k]; /* read before v is freed (found by fuzz/onnx_fuzz.c) */
+        free(v);
+        return oe_fail(e, OE_EINVAL, "split size %lld is outside 0..%lld", bad, (long long)dim);
+      }
       sum += v[k];
       a->parts[k] = v[k];
     }
