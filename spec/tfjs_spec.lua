@@ -308,6 +308,20 @@ describe("tfjs: bad files give nil, message naming the file and the problem", fu
     os.execute("rm -rf '" .. d .. "'")
   end)
 
+  it("50,000 layers: loaded and run in linear time (no recursion along the chain)", function()
+    local parts = { '{"class_name":"InputLayer","config":{"name":"in","batch_input_shape":[null,3],"dtype":"float32"}}' }
+    for i = 1, 50000 do parts[#parts + 1] = string.format('{"class_name":"Dropout","config":{"name":"d%d","rate":0.5}}', i) end
+    local json = '{"modelTopology":{"class_name":"Sequential","config":{"name":"s","layers":[' .. table.concat(parts, ",")
+      .. ']}},"weightsManifest":[]}'
+    local p, d = variant(json, false)
+    local t0 = os.clock()
+    local m = assert(oe.tfjs.load(p))
+    local y = m:forward(oe.tensor({ { 1, 2, 3 } }))
+    assert.same({ { 1, 2, 3 } }, core.totable(y))
+    assert.is_true(os.clock() - t0 < 5, "took " .. (os.clock() - t0) .. " s")
+    os.execute("rm -rf '" .. d .. "'")
+  end)
+
   it("check_json: the model.json checks alone, on a string", function()
     assert.is_true(oe.tfjs.check_json(JSON))
     local ok, err = oe.tfjs.check_json(JSON:sub(1, 100))

@@ -67,6 +67,8 @@ static int parse_value(oe_jtree *t, oe_json_reader *r, oe_jnode *n) {
     memset(c, 0, sizeof *c);
     if (it.is_obj) {
       oe_json_str k;
+      /* the repeated-key check is quadratic: model.json objects are small */
+      if (n->n >= 4096) return oe_json_fail(r, "an object with more than 4096 members");
       if (oe_json_key(r, &k)) return -1;
       if (!(c->key = decode(t, r, &k))) return -1;
       for (const oe_jnode *o = n->child; o; o = o->next)

@@ -172,27 +172,30 @@ static int is_output(const oe_tfjs_model *m, int i) {
     if (m->outputs[k] == i) return 1;
   return 0;
 }
-/* the single consumer of layer i, or -1 */
-static int sole_consumer(const oe_tfjs_model *m, int i) {
+/* the single consumer of layer i (first[i]: a consumer), or -1 */
+static int sole_consumer(const oe_tfjs_model *m, const int *first, int i) {
   if (m->layers[i].n_consumers != 1 || is_output(m, i)) return -1;
-  for (int j = i + 1; j < m->n_layers; j++)
-    for (int k = 0; k < m->layers[j].n_in; k++)
-      if (m->layers[j].in[k] == i) return j;
-  return -1;
+  return first[i];
 }
 static int fold_layers(oe_tfjs_model *m, oe_err *e) {
+  int *first = malloc(sizeof(int) * (size_t)m->n_layers);
+  if (!first) return oe_fail(e, OE_ENOMEM, "out of memory");
+  for (int i = 0; i < m->n_layers; i++) first[i] = -1;
+  for (int j = 0; j < m->n_layers; j++)
+    for (int k = 0; k < m->layers[j].n_in; k++)
+      if (first[m->layers[j].in[k]] < 0) first[m->layers[j].in[k]] = j;
   for (int i = 0; i < m->n_layers; i++) {
     tl_layer *h = &m->layers[i];
     if (h->kind != TL_CONV && h->kind != TL_DENSE) continue;
     int cur = i;
-    int j = sole_consumer(m, cur);
+    int j = sole_consumer(m, first, cur);
     int64_t M = h->kind == TL_CONV ? h->filters : h->units;
     if (j >= 0 && h->act == TA_LINEAR && m->layers[j].kind == TL_BN && m->layers[j].channels == M &&
         (m->layers[j].target[0] == -1 || (h->kind == TL_CONV && m->layers[j].target[0] == 3))) {
       tl_layer *bn = &m->layers[j];
       if (!h->b) {
         h->b = calloc((size_t)M, sizeof(float));
-        if (!h->b) return oe_fail(e, OE_ENOMEM, "out of memory");
+        if (!h->b) { free(first); return oe_fail(e, OE_ENOMEM, "out of memory"); }
       }
       int64_t per = h->w_numel / M; /* conv: rows of (C/g * kh * kw); dense: columns */
       for (int64_t o = 0; o < M; o++) {
@@ -205,7 +208,7 @@ static int fold_layers(oe_tfjs_model *m, oe_err *e) {
       }
       bn->folded_into = i;
       cur = j;
-      j = sole_consumer(m, cur);
+      j = sole_consumer(m, first, cur);
     }
     if (j >= 0 && h->act == TA_LINEAR && is_elementwise_act(&m->layers[j])) {
       h->act = m->layers[j].act;
@@ -215,6 +218,7 @@ static int fold_layers(oe_tfjs_model *m, oe_err *e) {
     }
     h->output_of = cur; /* when cur != i, the head's own output (before the folded layers) is gone */
   }
+  free(first);
   /* identity layers read through to the layer computing their input */
   for (int i = 0; i < m->n_layers; i++) {
     tl_layer *l = &m->layers[i];

@@ -321,14 +321,25 @@ typedef struct raw_layer {
   const oe_jnode *node, *cfg, *inbound;
 } raw_layer;
 
-static int find_name(const tl_layer *ls, int n, const char *name) {
-  for (int i = 0; i < n; i++)
-    if (!strcmp(ls[i].name, name)) return i;
+/* layer lookup by name: indices sorted by name (built once the names are known) */
+static const tl_layer *g_sort_layers; /* qsort has no context argument; parsing is not reentrant-sensitive */
+static int cmp_idx(const void *a, const void *b) {
+  return strcmp(g_sort_layers[*(const int *)a].name, g_sort_layers[*(const int *)b].name);
+}
+typedef struct { const tl_layer *ls; const int *idx; int n; } name_index;
+static int find_name(const name_index *ix, const char *name) {
+  int lo = 0, hi = ix->n - 1;
+  while (lo <= hi) {
+    int mid = lo + (hi - lo) / 2, c = strcmp(ix->ls[ix->idx[mid]].name, name);
+    if (!c) return ix->idx[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
   return -1;
 }
 
 /* [name, node_index, tensor_index, ...] -> layer index */
-static int inbound_ref(const tl_layer *ls, int n, const tl_layer *l, const oe_jnode *ref, const char *what, oe_err *e) {
+static int inbound_ref(const name_index *ix, const tl_layer *l, const oe_jnode *ref, const char *what, oe_err *e) {
   if (!ref || ref->type != OE_JSON_ARRAY || ref->n < 1 || ref->child->type != OE_JSON_STRING)
     return lfail(e, l, "%s entry must be [layer_name, node_index, tensor_index, ...]", what), -1;
   const oe_jnode *ni = ref->child->next, *ti = ni ? ni->next : NULL;
@@ -336,7 +347,7 @@ static int inbound_ref(const tl_layer *ls, int n, const tl_layer *l, const oe_jn
       (ti && !(ti->type == OE_JSON_NUMBER && ti->is_int && ti->ival == 0)))
     return lfail(e, l, "%s: node and tensor indices other than 0 (shared layers, multi-output layers) are not supported",
                  what), -1;
-  int k = find_name(ls, n, ref->child->str);
+  int k = find_name(ix, ref->child->str);
   if (k < 0) {
     char b[96];
     return lfail(e, l, "%s names layer '%s', which does not exist", what,
@@ -409,11 +420,10 @@ static int order_layers(oe_tfjs_model *m, oe_err *e) {
   free(cons_start); free(cons); free(fill); free(indeg);
   if (tail < n) {
     int bad = -1;
-    for (int i = 0; i < n && bad < 0; i++) {
-      int seen = 0;
-      for (int k = 0; k < tail; k++) seen |= order[k] == i;
-      if (!seen) bad = i;
-    }
+    for (int k = 0; k < n; k++) newpos[k] = 0;
+    for (int k = 0; k < tail; k++) newpos[order[k]] = 1;
+    for (int i = 0; i < n && bad < 0; i++)
+      if (!newpos[i]) bad = i;
     free(order); free(newpos); free(nl);
     return lfail(e, &m->layers[bad], "the layers form a cycle through this one");
   }
@@ -456,6 +466,8 @@ static int parse_topology(oe_tfjs_model *m, const oe_jnode *topo, oe_err *e) {
   raw_layer *raw = calloc(cap, sizeof(raw_layer));
   if (!raw) return oe_fail(e, OE_ENOMEM, "out of memory for %zu layers", list->n);
   int rc = OE_OK;
+  int *idx = NULL;
+  name_index ix = { 0 };
   int n = 0;
   /* names and classes */
   for (const oe_jnode *ln = list->child; ln; ln = ln->next) {
@@ -482,7 +494,6 @@ static int parse_topology(oe_tfjs_model *m, const oe_jnode *topo, oe_err *e) {
     l->cls = dupstr(lc);
     l->folded_into = -1;
     if (!l->name || !l->cls) { rc = oe_fail(e, OE_ENOMEM, "out of memory"); goto done; }
-    if (find_name(m->layers, n, name) >= 0) { m->n_layers = n + 1; rc = lfail(e, l, "a second layer has this name"); goto done; }
     raw[n].node = ln;
     raw[n].cfg = lcfg;
     raw[n].inbound = oe_jget(ln, "inbound_nodes");
@@ -490,6 +501,20 @@ static int parse_topology(oe_tfjs_model *m, const oe_jnode *topo, oe_err *e) {
     m->n_layers = n;
   }
   m->n_layers = n;
+  /* names: sorted index, no two alike */
+  idx = malloc(sizeof(int) * (size_t)n);
+  if (!idx) { rc = oe_fail(e, OE_ENOMEM, "out of memory"); goto done; }
+  for (int i = 0; i < n; i++) idx[i] = i;
+  g_sort_layers = m->layers;
+  qsort(idx, (size_t)n, sizeof(int), cmp_idx);
+  for (int i = 1; i < n; i++)
+    if (!strcmp(m->layers[idx[i]].name, m->layers[idx[i - 1]].name)) {
+      rc = lfail(e, &m->layers[idx[i] > idx[i - 1] ? idx[i] : idx[i - 1]], "a second layer has this name");
+      goto done;
+    }
+  ix.ls = m->layers;
+  ix.idx = idx;
+  ix.n = n;
   /* configurations */
   for (int i = 0; i < n; i++) {
     tl_layer *l = &m->layers[i];
@@ -533,7 +558,7 @@ static int parse_topology(oe_tfjs_model *m, const oe_jnode *topo, oe_err *e) {
         goto done;
       }
       for (const oe_jnode *ref = node->child; ref; ref = ref->next) {
-        int k = inbound_ref(m->layers, n, l, ref, "inbound node", e);
+        int k = inbound_ref(&ix, l, ref, "inbound node", e);
         if (k < 0) { rc = OE_EINVAL; goto done; }
         l->in[l->n_in++] = k;
       }
@@ -544,7 +569,7 @@ static int parse_topology(oe_tfjs_model *m, const oe_jnode *topo, oe_err *e) {
       goto done;
     }
     tl_layer dummy = { .name = (char *)"model", .cls = (char *)cls };
-    int k = inbound_ref(m->layers, n, &dummy, il->child, "input_layers", e);
+    int k = inbound_ref(&ix, &dummy, il->child, "input_layers", e);
     if (k < 0) { rc = OE_EINVAL; goto done; }
     if (m->layers[k].kind != TL_INPUT) { rc = lfail(e, &m->layers[k], "named in input_layers but not an InputLayer"); goto done; }
     m->input = k;
@@ -557,7 +582,7 @@ static int parse_topology(oe_tfjs_model *m, const oe_jnode *topo, oe_err *e) {
     m->outputs = malloc(sizeof(int) * ol->n);
     if (!m->outputs) { rc = oe_fail(e, OE_ENOMEM, "out of memory"); goto done; }
     for (const oe_jnode *ref = ol->child; ref; ref = ref->next) {
-      int o = inbound_ref(m->layers, n, &dummy, ref, "output_layers", e);
+      int o = inbound_ref(&ix, &dummy, ref, "output_layers", e);
       if (o < 0) { rc = OE_EINVAL; goto done; }
       m->outputs[m->n_outputs++] = o;
     }
@@ -579,6 +604,7 @@ static int parse_topology(oe_tfjs_model *m, const oe_jnode *topo, oe_err *e) {
     l->output_of = i;
   }
 done:
+  free(idx);
   free(raw);
   return rc;
 }

@@ -56,8 +56,8 @@ static const char *shape_str(int r, const int64_t *d, char *buf, size_t n) {
 
 /* the step layer whose output holds layer i's value, or -1 when folded away */
 static int source_of(const oe_tfjs_model *m, int i) {
+  i = m->layers[i].alias; /* identity layers: the layer they read through to */
   const tl_layer *l = &m->layers[i];
-  if (l->kind == TL_IDENTITY) return source_of(m, l->in[0]); /* depth bounded: inputs come first */
   if (l->folded_into >= 0) return m->layers[l->folded_into].output_of == i ? l->folded_into : -1;
   if ((l->kind == TL_CONV || l->kind == TL_DENSE) && l->output_of != i) return -1;
   return i;
@@ -430,6 +430,14 @@ static int grow_slots(oe_tfjs_model *m, tl_plan *p, oe_err *e) {
     m->scratch_cap = p->scratch;
   }
   return OE_OK;
+}
+
+size_t oe_tfjs_plan_bytes(const oe_tfjs_model *m) {
+  const tl_plan *p = m->plan;
+  if (!p) return 0;
+  size_t b = p->scratch * sizeof(float);
+  for (int k = 0; k < p->n_slots; k++) b += p->slot_need[k] * sizeof(float);
+  return b;
 }
 
 size_t oe_tfjs_arena_bytes(const oe_tfjs_model *m) {

@@ -74,6 +74,8 @@ int oe_tfjs_plan(oe_tfjs_model *m, int ndim, const int64_t *x_shape, int nchw, c
                  int out_ndim[], int64_t out_shape[][8], oe_err *e);
 /* Run the last plan: x as planned, y[k] holds the planned output k. */
 int oe_tfjs_execute(oe_tfjs_model *m, const float *x, float *const *y, oe_err *e);
+/* bytes the last plan needs for activations and scratch (what oe_tfjs_execute will hold) */
+size_t oe_tfjs_plan_bytes(const oe_tfjs_model *m);
 /* bytes held by the activation arena (slots) after the last run */
 size_t oe_tfjs_arena_bytes(const oe_tfjs_model *m);
 
