@@ -72,6 +72,7 @@ deps:
 	@sh scripts/fetch-vocab.sh
 	@sh scripts/fetch-openwakeword.sh
 	@sh scripts/fetch-glove.sh
+	@sh scripts/fetch-nsfwjs.sh
 
 deps-lib:
 	@sh scripts/install-deps.sh lib
