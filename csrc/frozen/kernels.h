@@ -26,6 +26,7 @@ void oe_fz_bias_tanh(float *y, const float *bias, int64_t rows, int64_t n);
  * real key attends uniformly to all L keys (what PyTorch's additive finfo.min
  * mask gives). When an item's real keys are exactly its first n positions, the
  * products run over those n keys only.
+ * Past 256 positions the queries run in blocks of 256 rows (scratch (256, L) per thread).
  * out (B, L, D) contiguous. scratch: oe_fz_attention_scratch(L) floats per thread. */
 void oe_fz_attention(const float *qkv, int64_t ld, int64_t B, int64_t L, int64_t H, int64_t hd, const uint8_t *keep,
                      float *out, float *scratch, int nthreads);
