@@ -661,6 +661,9 @@ int oe_w2v_forward(oe_w2v *m, const float *x, int64_t B, int64_t N, const int64_
   if (T < 1)
     return fail(e, OE_EINVAL, "%lld samples are fewer than the %lld the convolutions need for one frame", (long long)N,
                 (long long)c->receptive);
+  if (T > 32768) /* attention rows of T^2 floats per thread: 4 GB here; about 11 minutes of audio */
+    return fail(e, OE_EINVAL, "%lld samples give %lld frames, more than the 32768 one forward takes (cut the clip)", (long long)N,
+                (long long)T);
   if (lengths)
     for (int64_t b = 0; b < B; b++)
       if (lengths[b] < c->receptive || lengths[b] > N)
