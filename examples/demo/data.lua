@@ -67,6 +67,9 @@ D.PACKAGES = {
     want = { "^%./usr/share/asterisk/sounds/en_US_f_Allison/.+%.wav$", "/copyright$" } },
   { name = "asterisk-core-sounds-en", min_files = 2,
     want = { "/core%-sounds%-en%.txt%.gz$", "/copyright$" } },
+  -- the pretrained pipeline's drawings (demo/openclipart.lua); prepare() of the built-in one skips it
+  { name = "openclipart-svg", min_files = 7000, rich = true,
+    want = { "^%./usr/share/openclipart/svg/.+%.svg$", "/copyright$" } },
 }
 
 local FASHION_DIR = "pkgs/dataset-fashion-mnist/usr/share/datasets/fashion-mnist"
@@ -1002,10 +1005,12 @@ function D.prepare(opts)
   for i, p in ipairs(D.PACKAGES) do names[i] = p.name end
   o.apt_info = D.apt.show_many(names)
   for _, p in ipairs(D.PACKAGES) do
+    if p.rich and not opts.rich then goto next_package end
     local r = D.ensure(p.name, o)
     S.packages[p.name] = r
     if r.state ~= "cached" then fetched = true end
     say(o, "  %-28s %-10s %s (%.1f s)", p.name, r.state, r.version or "", r.seconds)
+    ::next_package::
   end
   S.timings.fetch = fetched and now() - t0 or 0
   S.timings.verify = not fetched and now() - t0 or 0
