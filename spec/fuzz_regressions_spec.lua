@@ -105,3 +105,36 @@ describe("fuzz regressions: ONNX", function()
     assert.matches(path .. ": node 'split_0' (Split): split size 16777217 is outside 0..6", msg, 1, true)
   end)
 end)
+
+describe("fuzz regressions: ONNX Slice steps", function()
+  -- onnx_fuzz: a Slice step near 2^63 (7596446671467184129 on an axis where it keeps one
+  -- element) overflowed int64 when multiplied into the strides (UBSan: signed overflow in
+  -- slice_run), and steps near +-2^63 overflowed the element count. The count is now computed
+  -- on the step's magnitude as unsigned and a one-element slice keeps step 1.
+  it("slices with a step near 2^63 as with any step past the axis (one element kept)", function()
+    local m = assert(oe.onnx.load(FIX .. "onnx_slice_huge_step.onnx"))
+    -- starts {1, 0}, ends {3, 4}, axes {0, 2}, steps {7596446671467184129, 2} on x (2, 3, 4, 5)
+    local x = oe.arange(120):reshape({ 2, 3, 4, 5 })
+    local y = m:run(x).y
+    assert.are.same({ 1, 3, 2, 5 }, core.shape(y))
+    local t = core.totable(y)
+    for j = 1, 3 do
+      for k = 1, 2 do
+        for l = 1, 5 do -- y[0, j, k, l] = x[1, j, 2k, l] (0-based), x[i, j, k, l] = 60i + 20j + 5k + l
+          assert.are.equal(60 + 20 * (j - 1) + 5 * 2 * (k - 1) + (l - 1), t[1][j][k][l])
+        end
+      end
+    end
+  end)
+  it("counts the elements of steps INT64_MAX and INT64_MIN without overflow", function()
+    -- tools/gen_onnx_slice_steps.py: starts {0, 3}, ends {3, -10}, axes {1, 2},
+    -- steps {INT64_MAX, INT64_MIN} on x (2, 3, 4, 5): y = x[:, 0:1, 3:4, :]
+    local m = assert(oe.onnx.load(FIX .. "onnx_slice_step_extremes.onnx"))
+    local y = m:run(oe.arange(120):reshape({ 2, 3, 4, 5 })).y
+    assert.are.same({ 2, 1, 1, 5 }, core.shape(y))
+    local t = core.totable(y)
+    for i = 1, 2 do
+      for l = 1, 5 do assert.are.equal(60 * (i - 1) + 15 + (l - 1), t[i][1][1][l]) end
+    end
+  end)
+end)

@@ -460,17 +460,20 @@ static int slice_infer(ox_call *c, oe_err *e) {
     if (b < 0) b += dim;
     if (t < 0) t += dim;
     int64_t cnt;
+    /* |step| as unsigned: steps near +-2^63 neither overflow the count nor the strides
+     * (a slice of at most one element keeps step 1; found by fuzz/onnx_fuzz.c) */
+    uint64_t mag = step > 0 ? (uint64_t)step : (uint64_t)0 - (uint64_t)step;
     if (step > 0) {
       b = b < 0 ? 0 : b > dim ? dim : b;
       t = t < 0 ? 0 : t > dim ? dim : t;
-      cnt = t > b ? (t - b + step - 1) / step : 0;
+      cnt = t > b ? 1 + (int64_t)((uint64_t)(t - b - 1) / mag) : 0;
     } else {
       b = b < 0 ? 0 : b > dim - 1 ? dim - 1 : b;
       t = t < -1 ? -1 : t > dim - 1 ? dim - 1 : t;
-      cnt = b > t ? (b - t + (-step) - 1) / (-step) : 0;
+      cnt = b > t ? 1 + (int64_t)((uint64_t)(b - t - 1) / mag) : 0;
     }
     a->start[d] = cnt ? b : 0;
-    a->step[d] = step;
+    a->step[d] = cnt > 1 ? step : 1;
     s[d] = cnt;
   }
   ox_set(c->out[0], x->dt, x->ndim, s);
