@@ -18,7 +18,7 @@ ROOT=$(pwd)
 SECS=${FUZZ_SECONDS:-60}
 TIMEOUT=${FUZZ_TIMEOUT:-30}
 OUT=build/fuzz
-ALL="safetensors json featmap cache_manifest image audio video words wordpiece wordpiece_vocab wordpiece_json glove onnx webp_anim"
+ALL="safetensors json featmap cache_manifest image audio video words wordpiece wordpiece_vocab wordpiece_json glove onnx webp_anim tfjs"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 CC=clang-14
 command -v $CC >/dev/null 2>&1 || CC=clang
@@ -47,6 +47,8 @@ describe() {
     onnx) SRC="$(ls csrc/onnx/*.c | tr '\n' ' ')" GCC_SRC="$(ls csrc/ops/*.c | tr '\n' ' ') csrc/core/blas.c csrc/core/cpu.c csrc/core/threads.c csrc/core/rng.c"
       PKGS="openblas libprotobuf-c" XFLAGS="-fopenmp" MAXLEN=16384 ;;
     webp_anim) SRC="csrc/io/webp_anim.c" PKGS="libwebpdemux" MAXLEN=16384 ;;
+    tfjs) SRC="$(ls csrc/tfjs/*.c | tr '\n' ' ') csrc/io/json.c" GCC_SRC="$(ls csrc/ops/*.c | tr '\n' ' ') csrc/core/blas.c csrc/core/cpu.c csrc/core/threads.c csrc/core/rng.c"
+      PKGS="openblas" XFLAGS="-fopenmp" MAXLEN=24576 DICT=fuzz/json.dict ;;
     *) echo "fuzz.sh: unknown target '$1' (targets: $ALL)" >&2; exit 2 ;;
   esac
 }
