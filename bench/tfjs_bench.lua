@@ -12,7 +12,7 @@ local oe = require "oneencoder"
 local core = oe.core
 local report = require("common").report
 
-local BATCH, ROUNDS, OUR_REPS, TFJS_REPS = 16, 3, 3, 1
+local BATCH, ROUNDS, OUR_REPS, TFJS_REPS = 16, 2, 3, 1
 local MODEL = "data/nsfwjs/mobilenet_v2"
 
 local function exists(p)
