@@ -138,3 +138,20 @@ describe("fuzz regressions: ONNX Slice steps", function()
     end
   end)
 end)
+
+describe("fuzz regressions: ONNX initializer sizes", function()
+  -- onnx_fuzz: a 308-byte model declaring a (2113861630) float initializer with 144 bytes of
+  -- raw_data allocated the declared 8.4 GB before comparing it with the data present. The
+  -- loader now refuses the mismatch first. Run in a child under `ulimit -v` (2 GB) so that
+  -- the old order fails ("out of memory") instead of succeeding on an overcommitting machine.
+  it("refuses an initializer whose data does not match its shape before allocating it", function()
+    local H = require "helpers"
+    local path = FIX .. "onnx_initializer_declared_8gb.onnx"
+    local limit = os.getenv("OE_SANITIZE") and "" or "ulimit -v 2097152; "
+    local script = string.format("local m, msg = require('oneencoder').onnx.load(%q) io.write(tostring(m), '\\t', msg)", path)
+    local p = assert(io.popen(limit .. H.lua_cmd() .. " -e " .. string.format("%q", script) .. " 2>&1"))
+    local out = p:read("a")
+    p:close()
+    assert.matches("^nil\t" .. path:gsub("%p", "%%%0") .. ": initializer 'w': raw_data holds 144 bytes, 2113861630 FLOAT elements need 8455446520", out)
+  end)
+end)

@@ -116,24 +116,23 @@ static int convert_tensor(const Onnx__TensorProto *tp, ox_const *c, const char *
   int dt = dtype_of(tp->data_type);
   if (dt < 0)
     return oe_fail(e, OE_EIO, "%s has data type %s (supported: FLOAT, INT64, INT32)", what, type_name(tp->data_type));
-  if (ox_const_alloc(c, (oe_dtype)dt, (int)tp->n_dims, shape, e) != OE_OK) return OE_ENOMEM;
-  int64_t n = oe_numel_of(c->ndim, c->shape);
-  size_t es = oe_dtype_size(c->dt), bytes = (size_t)n * es;
+  /* the data present is checked against the shape before allocating: a small file declaring
+   * a huge initializer must not cost its declared size (found by fuzz/onnx_fuzz.c) */
+  int64_t n = oe_numel_of((int)tp->n_dims, shape);
+  size_t es = oe_dtype_size((oe_dtype)dt), bytes = (size_t)n * es;
   if (tp->has_raw_data) {
-    if (tp->raw_data.len != bytes) {
-      ox_const_free(c);
+    if (tp->raw_data.len != bytes)
       return oe_fail(e, OE_EIO, "%s: raw_data holds %zu bytes, %lld %s elements need %zu", what, tp->raw_data.len,
                      (long long)n, type_name(tp->data_type), bytes);
-    }
+    if (ox_const_alloc(c, (oe_dtype)dt, (int)tp->n_dims, shape, e) != OE_OK) return OE_ENOMEM;
     if (bytes) memcpy(c->data, tp->raw_data.data, bytes); /* little-endian, as this host */
     return OE_OK;
   }
   size_t have = dt == OE_F32 ? tp->n_float_data : dt == OE_I64 ? tp->n_int64_data : tp->n_int32_data;
-  if (have != (size_t)n) {
-    ox_const_free(c);
+  if (have != (size_t)n)
     return oe_fail(e, OE_EIO, "%s: %s holds %zu values, its shape has %lld elements", what,
                    dt == OE_F32 ? "float_data" : dt == OE_I64 ? "int64_data" : "int32_data", have, (long long)n);
-  }
+  if (ox_const_alloc(c, (oe_dtype)dt, (int)tp->n_dims, shape, e) != OE_OK) return OE_ENOMEM;
   if (bytes) memcpy(c->data, dt == OE_F32 ? (const void *)tp->float_data : dt == OE_I64 ? (const void *)tp->int64_data
                                                                                        : (const void *)tp->int32_data,
                     bytes);
