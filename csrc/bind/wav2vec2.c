@@ -6,6 +6,8 @@
  *       conv_bias, feat_extract_norm ("group" | "layer"), stable, pos_kernel, pos_groups, eps, receptive}
  *   core.w2v_frames(model, samples) -> frames (0 below the receptive field)
  *   core.w2v_forward(model, x float32 (B, N), lengths (list of B integers) | nil) -> float32 (B, T', D)
+ *   core.w2v_forward_each(model, clips) -> list of float32 (T'_b, D): clips (list of float32 (T)
+ *       input_values of different lengths) each alone, whole clips spread over the threads
  *   core.w2v_prepare(clips, opts) -> x float32 (B, N), kept (list of real samples per clip)
  *       clips: list of float32 (T) tensors; opts: max_samples (truncation, 0 none), normalize
  *       (default true), masked (default false): Wav2Vec2FeatureExtractor (wav2vec2.h)
@@ -165,6 +167,44 @@ static int l_forward(lua_State *L) {
   return 1;
 }
 
+static int l_forward_each(lua_State *L) {
+  const char *fn = "w2v_forward_each";
+  oe_w2v *m = check_model(L, 1, fn);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  const oe_w2v_config *c = oe_w2v_get_config(m);
+  int64_t B = (int64_t)luaL_len(L, 2);
+  if (B < 1) oe_lua_fail(L, fn, "empty list of clips");
+  const float **x = lua_newuserdatauv(L, sizeof(float *) * (size_t)B, 0);
+  float **out = lua_newuserdatauv(L, sizeof(float *) * (size_t)B, 0);
+  int64_t *len = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)B, 0);
+  char buf[128];
+  lua_createtable(L, (int)B, 0);
+  int list = lua_gettop(L);
+  for (int64_t b = 0; b < B; b++) {
+    lua_rawgeti(L, 2, b + 1);
+    oe_tensor *t = oe_lua_check(L, -1, fn, "clip");
+    oe_lua_check_dtype(L, t, OE_F32, fn, "clip");
+    if (t->ndim != 1) oe_lua_fail(L, fn, "clip %lld must be a (T) waveform, got %s", (long long)(b + 1), oe_lua_shape_str(t, buf, sizeof buf));
+    int64_t T = oe_w2v_frames(c, t->shape[0]);
+    if (T < 1)
+      oe_lua_fail(L, fn, "clip %lld: %lld samples are fewer than the %lld the convolutions need for one frame", (long long)(b + 1),
+                  (long long)t->shape[0], (long long)c->receptive);
+    x[b] = oe_f32(t);
+    len[b] = t->shape[0];
+    lua_pop(L, 1);
+    int64_t shape[2] = { T, c->dim };
+    oe_tensor *o = oe_lua_push_uninit(L, fn, OE_F32, 2, shape);
+    out[b] = oe_f32(o);
+    lua_rawseti(L, list, b + 1);
+  }
+  oe_err e;
+  int rc = oe_w2v_forward_each(m, x, len, B, out, &e);
+  if (rc == OE_EIO) { lua_pushnil(L); lua_pushstring(L, e.msg); return 2; }
+  if (rc != OE_OK) return oe_lua_fail(L, fn, "%s", e.msg);
+  lua_pushvalue(L, list);
+  return 1;
+}
+
 static int l_prepare(lua_State *L) {
   const char *fn = "w2v_prepare";
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -225,7 +265,7 @@ static int l_json_scalars(lua_State *L) {
 }
 
 static const luaL_Reg fns[] = {
-  {"w2v_load", l_load}, {"w2v_config", l_config}, {"w2v_frames", l_frames}, {"w2v_forward", l_forward},
+  {"w2v_load", l_load}, {"w2v_config", l_config}, {"w2v_frames", l_frames}, {"w2v_forward", l_forward}, {"w2v_forward_each", l_forward_each},
   {"w2v_prepare", l_prepare}, {"w2v_json_scalars", l_json_scalars}, {NULL, NULL}};
 
 void oe_bind_wav2vec2(lua_State *L) {

@@ -654,16 +654,32 @@ static void w2v_share(const oe_w2v *m, const w2v_plan *p, const float *x, int64_
   if (c->stable) oe_fz_add_layernorm(out, pending, m->enc_ln_w, m->enc_ln_b, out, rows, D, eps);
 }
 
-int oe_w2v_forward(oe_w2v *m, const float *x, int64_t B, int64_t N, const int64_t *lengths, float *out, oe_err *e) {
+/* the plan of a forward on rows of n samples; 0 with e set when n is out of range */
+static int make_plan(const oe_w2v *m, int64_t N, w2v_plan *p, oe_err *e) {
   const oe_w2v_config *c = &m->cfg;
-  if (B < 1) return fail(e, OE_EINVAL, "empty batch");
   int64_t T = oe_w2v_frames(c, N);
   if (T < 1)
     return fail(e, OE_EINVAL, "%lld samples are fewer than the %lld the convolutions need for one frame", (long long)N,
-                (long long)c->receptive);
+                (long long)c->receptive), 0;
   if (T > 32768) /* attention rows of T^2 floats per thread: 4 GB here; about 11 minutes of audio */
     return fail(e, OE_EINVAL, "%lld samples give %lld frames, more than the 32768 one forward takes (cut the clip)", (long long)N,
-                (long long)T);
+                (long long)T), 0;
+  p->N = N;
+  p->T = T;
+  int64_t s_cols, s_ping, s_pong;
+  conv_sizes(c, N, &s_cols, &s_ping, &s_pong);
+  p->conv = s_cols + s_ping + s_pong + 6 * c->conv_dim[0] + 64;
+  const int64_t D = c->dim, K = c->pos_kernel, Cg = D / c->pos_groups;
+  p->pos = (int64_t)oe_fz_round((size_t)((T + K) * D)) + (int64_t)oe_fz_round((size_t)(T * K * Cg)) + (int64_t)oe_fz_round((size_t)(T * D));
+  return 1;
+}
+
+int oe_w2v_forward(oe_w2v *m, const float *x, int64_t B, int64_t N, const int64_t *lengths, float *out, oe_err *e) {
+  const oe_w2v_config *c = &m->cfg;
+  if (B < 1) return fail(e, OE_EINVAL, "empty batch");
+  w2v_plan p;
+  if (!make_plan(m, N, &p, e)) return OE_EINVAL;
+  const int64_t T = p.T;
   if (lengths)
     for (int64_t b = 0; b < B; b++)
       if (lengths[b] < c->receptive || lengths[b] > N)
@@ -671,16 +687,6 @@ int oe_w2v_forward(oe_w2v *m, const float *x, int64_t B, int64_t N, const int64_
                     (long long)c->receptive, (long long)N);
   int rc = oe_fz_check(m->file, e);
   if (rc != OE_OK) return rc;
-  w2v_plan p;
-  p.N = N;
-  p.T = T;
-  int64_t s_cols, s_ping, s_pong;
-  conv_sizes(c, N, &s_cols, &s_ping, &s_pong);
-  p.conv = s_cols + s_ping + s_pong + 6 * c->conv_dim[0] + 64;
-  {
-    const int64_t D = c->dim, K = c->pos_kernel, Cg = D / c->pos_groups;
-    p.pos = (int64_t)oe_fz_round((size_t)((T + K) * D)) + (int64_t)oe_fz_round((size_t)(T * K * Cg)) + (int64_t)oe_fz_round((size_t)(T * D));
-  }
   int nt = omp_get_max_threads();
   if (nt < 1) nt = 1;
   const int per_thread = B >= nt && nt > 1;
@@ -703,6 +709,63 @@ int oe_w2v_forward(oe_w2v *m, const float *x, int64_t B, int64_t N, const int64_
     }
   } else {
     w2v_share(m, &p, x, B, lengths, out, scr, att, nt);
+  }
+  return OE_OK;
+}
+
+int oe_w2v_forward_each(oe_w2v *m, const float *const *x, const int64_t *len, int64_t B, float *const *out, oe_err *e) {
+  const oe_w2v_config *c = &m->cfg;
+  if (B < 1) return fail(e, OE_EINVAL, "empty list of clips");
+  int64_t nmax = 0;
+  for (int64_t b = 0; b < B; b++) {
+    w2v_plan p;
+    if (!make_plan(m, len[b], &p, e)) return OE_EINVAL;
+    if (len[b] > nmax) nmax = len[b];
+  }
+  int rc = oe_fz_check(m->file, e);
+  if (rc != OE_OK) return rc;
+  w2v_plan pmax;
+  make_plan(m, nmax, &pmax, e);
+  int nt = omp_get_max_threads();
+  if (nt < 1) nt = 1;
+  const int per_thread = B >= nt && nt > 1;
+  const int64_t lim = (int64_t)1 << 40;
+  int64_t s_share, s_scr, s_att;
+  /* every size grows with the clip's length: scratch for the longest serves each */
+  if (!share_floats(c, &pmax, 1, &s_share) || !oe_fz_mul_ok(per_thread ? nt : 1, s_share, lim, &s_scr) ||
+      !oe_fz_mul_ok(nt, oe_fz_attention_scratch(pmax.T), lim, &s_att))
+    return fail(e, OE_ENOMEM, "a clip of %lld samples is too large", (long long)nmax);
+  if ((rc = oe_fz_arena_reserve(&m->arena, (size_t)s_scr + (size_t)s_att, e)) != OE_OK) return rc;
+  float *scr = m->arena.buf, *att = scr + s_scr;
+  if (per_thread) {
+    /* longest clips first, one clip per thread at a time */
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)B);
+    if (!order) return fail(e, OE_ENOMEM, "out of memory");
+    for (int64_t b = 0; b < B; b++) order[b] = b;
+    for (int64_t i = 1; i < B; i++) {
+      int64_t v = order[i], j = i;
+      while (j > 0 && len[order[j - 1]] < len[v]) { order[j] = order[j - 1]; j--; }
+      order[j] = v;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+      int th = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t i = 0; i < B; i++) {
+        int64_t b = order[i];
+        w2v_plan p;
+        oe_err e2;
+        make_plan(m, len[b], &p, &e2);
+        w2v_share(m, &p, x[b], 1, NULL, out[b], scr + (int64_t)th * s_share, att + (int64_t)th * oe_fz_attention_scratch(pmax.T), 1);
+      }
+    }
+    free(order);
+  } else {
+    for (int64_t b = 0; b < B; b++) {
+      w2v_plan p;
+      make_plan(m, len[b], &p, e);
+      w2v_share(m, &p, x[b], 1, NULL, out[b], scr, att, nt);
+    }
   }
   return OE_OK;
 }

@@ -58,6 +58,10 @@ const oe_w2v_config *oe_w2v_get_config(const oe_w2v *m);
 int64_t oe_w2v_frames(const oe_w2v_config *c, int64_t n);
 /* x (B, N) -> out (B, T', D); lengths NULL or (B) in 1..N */
 int oe_w2v_forward(oe_w2v *m, const float *x, int64_t B, int64_t N, const int64_t *lengths, float *out, oe_err *e);
+/* clips of different lengths, each alone (no padding, no mask): x[b] (len[b]) -> out[b]
+ * (frames(len[b]), D). With at least as many clips as threads, each thread runs whole clips
+ * (longest first); otherwise every thread works on one clip at a time. */
+int oe_w2v_forward_each(oe_w2v *m, const float *const *x, const int64_t *len, int64_t B, float *const *out, oe_err *e);
 
 /* Wav2Vec2FeatureExtractor on clips already at 16 kHz mono: clip b (len[b] samples) is
  * truncated to max_len (0: none), zero-padded to N = the longest (after truncation), and,

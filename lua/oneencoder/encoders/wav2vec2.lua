@@ -22,15 +22,15 @@
 --                     row is normalised as a whole and the model sees the zeros (the original)
 --   normalize         zero mean, unit variance per clip, eps 1e-7 (default: do_normalize, true)
 --   padding           "none" (default: each clip as if alone, so a clip's features never depend
---                     on the rest of its batch; clips of one length share a forward) or "batch"
+--                     on the rest of its batch; whole clips spread over the threads) or "batch"
 --                     (padded to the longest of the encode call: Wav2Vec2FeatureExtractor with
 --                     padding=True on the whole batch, as the original OneEncoder calls it)
 --   truncate_seconds  cut longer clips (the original: 15 s in its inference helpers, 10 s in
 --                     training); default none
 --   max_seconds       a longer clip (after truncation) is refused with a message (default 60:
 --                     memory grows with the length, about 10 MB per second of audio and thread)
---   chunk             clips per forward call (default 8): rows are independent, so this only
---                     bounds the scratch
+--   chunk             clips per forward call with padding "batch" (default 8): rows are
+--                     independent, so this only bounds the scratch
 -- Input: a list of mono float32 (T) waveforms at 16 kHz, or a float32 (B, N) tensor of
 -- input_values already preprocessed (sent to the model as they are). Output: last_hidden_state
 -- (B, T', D), zero rows past a clip's own frames with padding "none", and each clip's own
@@ -229,30 +229,26 @@ function W2V:encode(batch, opts)
     for b, n in ipairs(kept) do lengths[b] = core.w2v_frames(self.model, n) end
     return y, lengths
   end
-  -- each clip alone: clips of one (truncated) length share a forward
-  local groups, order = {}, {}
+  -- each clip alone: normalised over its own samples, whole clips spread over the threads
+  local rows = {}
   for i, w in ipairs(batch) do
-    local n = core.shape(w)[1]
-    if self.max_samples and n > self.max_samples then n = self.max_samples end
-    if not groups[n] then groups[n] = {}; order[#order + 1] = n end
-    table.insert(groups[n], i)
+    local x = self:prepare({ w })
+    rows[i] = core.reshape(x, { core.shape(x)[2] })
   end
-  local outs, lengths, Tmax = {}, {}, 0
-  for _, n in ipairs(order) do
-    local list = {}
-    for j, i in ipairs(groups[n]) do list[j] = batch[i] end
-    local x = self:prepare(list)
-    local y = self:forward(x)
-    local T = core.shape(y)[2]
-    Tmax = math.max(Tmax, T)
-    for j, i in ipairs(groups[n]) do outs[i] = core.narrow(y, 1, j, 1); lengths[i] = T end
+  local outs, ferr = core.w2v_forward_each(self.model, rows)
+  if not outs then error("wav2vec2:encode: " .. ferr, 0) end
+  local lengths, Tmax = {}, 0
+  for i, y in ipairs(outs) do
+    lengths[i] = core.shape(y)[1]
+    Tmax = math.max(Tmax, lengths[i])
   end
-  if #order == 1 then return #batch == 1 and outs[1] or core.cat(outs, 1), lengths end
   for i, y in ipairs(outs) do
     local T = lengths[i]
-    if T < Tmax then outs[i] = core.cat({ y, core.zeros({ 1, Tmax - T, self.dim }) }, 2) end
+    y = core.reshape(y, { 1, T, self.dim })
+    if T < Tmax then y = core.cat({ y, core.zeros({ 1, Tmax - T, self.dim }) }, 2) end
+    outs[i] = y
   end
-  return core.cat(outs, 1), lengths
+  return #outs == 1 and outs[1] or core.cat(outs, 1), lengths
 end
 
 -- load(path) -> float32 (T) at 16 kHz mono | nil, message. With truncate_seconds the decoding
