@@ -25,8 +25,9 @@
 --                     on the rest of its batch; whole clips spread over the threads) or "batch"
 --                     (padded to the longest of the encode call: Wav2Vec2FeatureExtractor with
 --                     padding=True on the whole batch, as the original OneEncoder calls it)
---   truncate_seconds  cut longer clips (the original: 15 s in its inference helpers, 10 s in
---                     training); default none
+--   truncate_seconds  cut longer clips (the original's processor calls: 15 s in process_audio, its
+--                     inference helper, 10 s in audio-image training (audio_image.py forward), 20 s in
+--                     text-audio training (text-audio/*/text_audio.py forward)); default none
 --   max_seconds       a longer clip (after truncation) is refused with a message (default 60:
 --                     memory grows with the length, about 10 MB per second of audio and thread)
 --   chunk             clips per forward call with padding "batch" (default 8): rows are
