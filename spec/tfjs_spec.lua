@@ -126,6 +126,15 @@ describe("tfjs: small models against TensorFlow.js", function()
     assert.equal(0, assert(oe.tfjs.load(FIX .. "convnet_f32/model.json")):info().quantized)
   end)
 
+  it("a ZeroPadding2D read only by a convolution becomes its pads: the same bits as padding first", function()
+    local r = refs_of(FIX .. "convnet_f32")
+    local m = assert(oe.tfjs.load(FIX .. "convnet_f32/model.json"))
+    local fused = m:output(r.x, "relu_a")
+    local both = m:forward(r.x, { outputs = { "pad", "relu_a" } })  -- the padding asked for: run on its own
+    same_bits(fused, both.relu_a, "relu_a")
+    H.allclose(fused, r.layers.relu_a, TOL, "relu_a")
+  end)
+
   it("NCHW input gives the NHWC input's bits", function()
     local r = refs_of(FIX .. "convnet_f32")
     local m = assert(oe.tfjs.load(FIX .. "convnet_f32/model.json"))
@@ -299,7 +308,9 @@ describe("tfjs: bad files give nil, message naming the file and the problem", fu
     local cbin = read_all(FIX .. "convnet_f32/group1-shard1of1.bin")
     local p, d = variant(sub(cv, '"padding":[[1,2],[0,1]]', '"padding":[[1048576,1048576],[1048576,1048576]]'), cbin)
     local m = assert(oe.tfjs.load(p))
-    H.fails_with(function() m:forward(core.zeros({ 1, 9, 11, 3 })) end, p, "layer 'pad' (ZeroPadding2D)", "more than 2^40 elements")
+    H.fails_with(function() m:output(core.zeros({ 1, 9, 11, 3 }), "pad") end, p, "layer 'pad' (ZeroPadding2D)", "more than 2^40 elements")
+    -- through the convolution that takes the padding as its own pads
+    H.fails_with(function() m:forward(core.zeros({ 1, 9, 11, 3 })) end, p, "layer 'conv_a' (Conv2D)", "too large")
     os.execute("rm -rf '" .. d .. "'")
     -- a reshape that does not fit
     p, d = variant(sub(cv, '"target_shape":[2,2,2]', '"target_shape":[3,3,3]'), cbin)

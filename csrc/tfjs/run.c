@@ -27,12 +27,14 @@ typedef struct tl_plan {
   int out_src[64], out_layer[64];
   size_t scratch;            /* floats */
   oe_conv_shape *conv;       /* per layer: conv / pool geometry */
+  int *pad_of;               /* per convolution: the ZeroPadding2D folded into its pads, or -1 */
 } tl_plan;
 
 void tl_plan_free(oe_tfjs_model *m) {
   tl_plan *p = m->plan;
   if (!p) return;
   free(p->rank); free(p->dims); free(p->per); free(p->run); free(p->slot); free(p->slot_need); free(p->conv);
+  free(p->pad_of);
   free(p);
   m->plan = NULL;
 }
@@ -64,6 +66,16 @@ static int source_of(const oe_tfjs_model *m, int i) {
 }
 
 static int is_step(const tl_layer *l) { return l->kind != TL_IDENTITY && l->folded_into < 0; }
+
+/* the layer feeding input k of step i (a ZeroPadding2D folded into a convolution's pads is
+ * skipped: the convolution reads the padding's input), and the step holding its value */
+static int input_layer(const oe_tfjs_model *m, const tl_plan *p, int i, int k) {
+  if (k == 0 && p->pad_of[i] >= 0) return m->layers[p->pad_of[i]].in[0];
+  return m->layers[i].in[k];
+}
+static int input_src(const oe_tfjs_model *m, const tl_plan *p, int i, int k) {
+  return source_of(m, input_layer(m, p, i, k));
+}
 
 /* TensorFlow's 'same' / 'valid' geometry along one axis */
 static void tf_pads(int same, int64_t in, int64_t k, int64_t s, int64_t d, int64_t *p0, int64_t *p1) {
@@ -108,7 +120,7 @@ static int infer(oe_tfjs_model *m, tl_plan *p, int i, oe_err *e) {
     }
     return checked_numel(l, *r, d, p->N, &p->per[i], e);
   }
-  int s0 = l->in[0];
+  int s0 = input_layer(m, p, i, 0);
   int ri = p->rank[s0];
   const int64_t *di = p->dims[s0];
   switch (l->kind) {
@@ -122,8 +134,11 @@ static int infer(oe_tfjs_model *m, tl_plan *p, int i, oe_err *e) {
     s->kh = l->kh; s->kw = l->kw; s->sh = l->sh; s->sw = l->sw;
     s->dh = l->kind == TL_CONV ? l->dh : 1;
     s->dw = l->kind == TL_CONV ? l->dw : 1;
-    tf_pads(l->same, s->H, s->kh, s->sh, s->dh, &s->pt, &s->pb);
-    tf_pads(l->same, s->W, s->kw, s->sw, s->dw, &s->pl, &s->pr);
+    /* a folded ZeroPadding2D: TF's pads are those of the padded size, plus the explicit ones */
+    const int64_t *zp = p->pad_of[i] >= 0 ? m->layers[p->pad_of[i]].pad : NULL;
+    tf_pads(l->same, s->H + (zp ? zp[0] + zp[1] : 0), s->kh, s->sh, s->dh, &s->pt, &s->pb);
+    tf_pads(l->same, s->W + (zp ? zp[2] + zp[3] : 0), s->kw, s->sw, s->dw, &s->pl, &s->pr);
+    if (zp) { s->pt += zp[0]; s->pb += zp[1]; s->pl += zp[2]; s->pr += zp[3]; }
     oe_err ce;
     if (l->kind == TL_CONV) {
       if (s->C != l->cin) return pfail(e, l, "the kernel takes %lld input channels, the input %s has %lld", (long long)l->cin,
@@ -237,10 +252,11 @@ int oe_tfjs_plan(oe_tfjs_model *m, int ndim, const int64_t *x_shape, int nchw, c
   p->slot = malloc(sizeof(int) * (size_t)n);
   p->slot_need = calloc((size_t)n + 1, sizeof(size_t));
   p->conv = calloc((size_t)n, sizeof(oe_conv_shape));
+  p->pad_of = malloc(sizeof(int) * (size_t)n);
   int *last = malloc(sizeof(int) * (size_t)n), *free_slots = malloc(sizeof(int) * ((size_t)n + 1));
   uint8_t *need = calloc((size_t)n, 1);
   int rc = OE_OK;
-  if (!p->rank || !p->dims || !p->per || !p->run || !p->slot || !p->slot_need || !p->conv || !last || !free_slots || !need) {
+  if (!p->rank || !p->dims || !p->per || !p->run || !p->slot || !p->slot_need || !p->conv || !p->pad_of || !last || !free_slots || !need) {
     rc = oe_fail(e, OE_ENOMEM, "out of memory");
     goto done;
   }
@@ -264,12 +280,23 @@ int oe_tfjs_plan(oe_tfjs_model *m, int ndim, const int64_t *x_shape, int nchw, c
     p->out_src[k] = s;
     need[s] = 1;
   }
+  /* a ZeroPadding2D read only by a convolution (and not asked for) becomes the convolution's pads */
+  for (int i = 0; i < n; i++) {
+    const tl_layer *l = &m->layers[i];
+    p->pad_of[i] = -1;
+    if (l->kind != TL_CONV || !is_step(l)) continue;
+    int q = l->in[0];
+    if (m->layers[q].kind != TL_PAD || m->layers[q].n_consumers != 1) continue;
+    int asked = 0;
+    for (int k = 0; k < n_out; k++) asked |= p->out_src[k] == q;
+    if (!asked) p->pad_of[i] = q;
+  }
   /* which steps run: back from the outputs (steps read their inputs' sources) */
   for (int i = n - 1; i >= 0; i--) {
     if (!need[i]) continue;
     tl_layer *l = &m->layers[i];
     p->run[i] = 1;
-    for (int k = 0; k < l->n_in; k++) need[source_of(m, l->in[k])] = 1;
+    for (int k = 0; k < l->n_in; k++) need[input_src(m, p, i, k)] = 1;
   }
   if (!p->run[m->input]) { rc = oe_fail(e, OE_EINVAL, "%s: the outputs asked for do not depend on the input", m->path); goto done; }
   /* shapes along the layers that run, and the layers folded into them or reading through */
@@ -293,7 +320,7 @@ int oe_tfjs_plan(oe_tfjs_model *m, int ndim, const int64_t *x_shape, int nchw, c
   for (int i = 0; i < n; i++) {
     if (!p->run[i]) continue;
     for (int k = 0; k < m->layers[i].n_in; k++) {
-      int s = source_of(m, m->layers[i].in[k]);
+      int s = input_src(m, p, i, k);
       if (last[s] < i) last[s] = i;
     }
   }
@@ -324,7 +351,7 @@ int oe_tfjs_plan(oe_tfjs_model *m, int ndim, const int64_t *x_shape, int nchw, c
     }
     /* release what this step read for the last time (after its output took a slot) */
     for (int k = 0; k < m->layers[i].n_in; k++) {
-      int s = source_of(m, m->layers[i].in[k]);
+      int s = input_src(m, p, i, k);
       if (last[s] == i) {
         int dup = 0;
         for (int q = 0; q < nfree; q++) dup |= free_slots[q] == p->slot[s];
@@ -485,7 +512,7 @@ int oe_tfjs_execute(oe_tfjs_model *m, const float *x, float *const *y, oe_err *e
     const float *in0 = NULL;
     int s0 = -1;
     if (l->n_in) {
-      s0 = source_of(m, l->in[0]);
+      s0 = input_src(m, p, i, 0);
       in0 = m->slots[p->slot[s0]].buf;
     }
     switch (l->kind) {
@@ -518,10 +545,10 @@ int oe_tfjs_execute(oe_tfjs_model *m, const float *x, float *const *y, oe_err *e
       break;
     case TL_ADD: {
       int64_t tot = N * per;
-      const float *b = m->slots[p->slot[source_of(m, l->in[1])]].buf;
+      const float *b = m->slots[p->slot[input_src(m, p, i, 1)]].buf;
       for (int64_t q = 0; q < tot; q++) out[q] = in0[q] + b[q];
       for (int k = 2; k < l->n_in; k++) {
-        const float *c = m->slots[p->slot[source_of(m, l->in[k])]].buf;
+        const float *c = m->slots[p->slot[input_src(m, p, i, k)]].buf;
         for (int64_t q = 0; q < tot; q++) out[q] += c[q];
       }
       break;

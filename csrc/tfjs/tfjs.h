@@ -26,7 +26,9 @@
  * convolution or Dense layer read by nothing else is folded into its weights
  * (w * gamma / sqrt(var + eps), (b - mean) * gamma / sqrt(var + eps) + beta), and a ReLU /
  * Activation that follows becomes the kernel's post-op; the outputs of the layers folded away
- * are then not available by name (load with fold = 0 to keep every layer's output).
+ * are then not available by name (load with fold = 0 to keep every layer's output). At planning,
+ * a ZeroPadding2D read only by a convolution, and not asked for, becomes that convolution's pads
+ * (no padded copy; the same products, hence the same bits).
  *
  * Nothing here prints or exits; errors name the file and the layer. */
 #ifndef OE_TFJS_H
