@@ -66,7 +66,7 @@ function M.parse(text, name)
   local p = lxp.new(cb, SEP)
   local ok, a, b, c = pcall(p.parse, p, text)
   if ok and a then ok, a, b, c = pcall(p.parse, p) end
-  p:close()
+  pcall(p.close, p)   -- LuaExpat raises when closing a parser stopped mid-document
   if not ok then
     if a == DONE then return out end
     return nil, string.format("%s: %s", name, tostring(a))
