@@ -2,7 +2,7 @@
 # Installs the Debian packages oneencoder needs, when they are missing.
 #   sh scripts/install-deps.sh lib     the library only: compiler, Lua headers, LuaRocks, the C libraries
 #   sh scripts/install-deps.sh test    lib + busted and the tools the specs call (ffmpeg, npm for the vocabulary, Open MPI for oe.dist)
-#   sh scripts/install-deps.sh demo    test + espeak-ng (speech for the demo data), rsvg-convert and LuaExpat (drawings)
+#   sh scripts/install-deps.sh demo    test + espeak-ng (speech for the demo data), rsvg-convert, LuaExpat and dkjson (drawings, emoji)
 #   sh scripts/install-deps.sh bench   lib + Debian's PyTorch and torchvision (the references in bench/)
 #   sh scripts/install-deps.sh fuzz    lib + clang 14 with libFuzzer and its sanitizer runtimes (make fuzz)
 # As root it runs apt-get itself; otherwise it prints the exact command.
@@ -12,7 +12,7 @@ TEST="$LIB lua-busted ffmpeg openmpi-bin libopenmpi-dev"
 case "${1:-test}" in
   lib) PKGS="$LIB" ;;
   test) PKGS="$TEST" ;;
-  demo) PKGS="$TEST espeak-ng librsvg2-bin lua-expat" ;;
+  demo) PKGS="$TEST espeak-ng librsvg2-bin lua-expat lua-dkjson" ;;
   bench) PKGS="$LIB python3-torch python3-torchvision python3-numpy" ;;
   fuzz) PKGS="$LIB clang-14 libfuzzer-14-dev libclang-rt-14-dev" ;;
   *) echo "install-deps.sh: unknown group '$1' (lib, test, demo, bench, fuzz)" >&2; exit 2 ;;

@@ -1,4 +1,4 @@
--- demo/emoji.lua: emoji concepts with their official names (Unicode CLDR names as published in
+-- demo/emoji.lua: emoji concepts with their official names (the Unicode character names as published in
 -- emoji-datasource), drawn in two styles (Google's Noto, Twitter's Twemoji: 64x64 PNG), and
 -- Microsoft's Fluent emoji animated (WebP, @lobehub/fluent-emoji-anim-1) and in 3D (still WebP,
 -- @lobehub/fluent-emoji-3d). Needs demo.npm's packages unpacked (demo/npm.lua).

@@ -2,6 +2,7 @@
 --   lua5.4 examples/demo/fetch.lua                 prepare with the demo's default sizes
 --   lua5.4 examples/demo/fetch.lua status          what is cached, and is it intact
 --   lua5.4 examples/demo/fetch.lua --root DIR --n_train 2000 --n_speech_train 800 ...
+--   lua5.4 examples/demo/fetch.lua --rich 1        also the pretrained pipeline's data (demo/rich.lua)
 -- The cache folder is --root, else $OE_DATA_DIR, else ./data. Needs `make` first.
 local here = (arg and arg[0] or ""):match("^(.*)/examples/demo/[^/]*$") or "."
 package.path = here .. "/examples/?.lua;" .. here .. "/lua/?.lua;" .. here .. "/lua/?/init.lua;" .. package.path
@@ -27,7 +28,9 @@ end
 if cmd == "status" then
   data.status(opts)
 else
-  local ok, err = pcall(data.prepare, opts)
+  local prepare = data.prepare
+  if opts.rich then prepare = require("demo.rich").prepare end   -- --rich 1: the pretrained pipeline's data too
+  local ok, err = pcall(prepare, opts)
   if not ok then
     io.stderr:write("data: ", tostring(err), "\n")
     os.exit(1)
