@@ -4,7 +4,7 @@
 Run with Debian's python3-torch 1.13 / python3-torchaudio 0.13 (and espeak-ng + ffmpeg for the
 speech, made once and then reused):
     /usr/bin/python3 tools/wav2vec2_fixtures.py
-Output: spec/fixtures/wav2vec2/ (about 700 KB). Fixed seeds: running it again writes the same files.
+Output: spec/fixtures/wav2vec2/ (about 1 MB). Fixed seeds: running it again writes the same files.
 
 The reference is torchaudio's own Wav2Vec2 (torchaudio.models.wav2vec2_model), random weights at a
 small config whose convolution kernels and strides are wav2vec2-base's (receptive field 400
@@ -20,8 +20,8 @@ them (feature_extractor.* as is, encoder.feature_projection.* -> feature_project
 encoder.transformer.* -> encoder.*), plus masked_spec_embed (unused in inference). Each model
 has a config.json in Hugging Face's form.
 
-Inputs: speech.flac / speech.wav (espeak-ng, 16 kHz mono 16-bit, the same samples in both) and
-short.wav; torchaudio.load (sox) decodes them to int16 / 32768 as libsndfile does. The
+Inputs: speech.flac / speech.wav (espeak-ng, 1 s, 16 kHz mono 16-bit, the same samples in both) and
+short.wav (0.5 s); torchaudio.load (sox) decodes them to int16 / 32768 as libsndfile does. The
 Wav2Vec2FeatureExtractor is written out below in numpy (float32 as it computes), as its current
 code does it: truncation to max_length, zero padding to the longest clip, then zero mean / unit
 variance with eps 1e-7 over the whole padded row (no attention mask) or over the real samples
