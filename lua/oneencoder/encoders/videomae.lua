@@ -66,6 +66,8 @@ local function dir_of(path) return path:match("^(.*)/[^/]*$") or "." end
 -- ---------------------------------------------------------------- a small JSON reader
 -- (preprocessor_config.json: objects, arrays, strings, numbers, true/false/null; at most 1 MB)
 
+local JSON_OBJECT = setmetatable({}, { __mode = "k" })   -- tables that were JSON objects (not arrays)
+
 local function json_decode(s, where)
   local pos, depth = 1, 0
   local function err(what) error({ json = string.format("%s: %s at byte %d", where, what, pos) }) end
@@ -98,6 +100,7 @@ local function json_decode(s, where)
       depth = depth + 1
       if depth > 32 then err("nesting too deep") end
       local obj, close = {}, c == "{" and "}" or "]"
+      if close == "}" then JSON_OBJECT[obj] = true end
       pos = pos + 1
       ws()
       if s:sub(pos, pos) == close then pos = pos + 1; depth = depth - 1; return obj end
@@ -158,7 +161,7 @@ local function processor_settings(path, image_size)
   f:close()
   local j, jerr = json_decode(text, path)
   if not j then return nil, jerr end
-  if type(j) ~= "table" then return nil, path .. ": not a JSON object" end
+  if not JSON_OBJECT[j] then return nil, path .. ": not a JSON object" end
   local function num(k, v, positive)
     if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge or (positive and v <= 0) then
       error({ json = string.format("%s: \"%s\" must be a %snumber", path, k, positive and "positive " or "") })
