@@ -1,10 +1,10 @@
 -- spec/tfjs_spec.lua: TF.js layers-model import (csrc/tfjs, oe.tfjs) against TensorFlow.js itself,
 -- the mobilenet_v2 encoder, and bad input.
 -- Fixtures (tools/tfjs_fixtures.js, TF.js 4.22.0 pure-JavaScript CPU backend in node):
---   spec/fixtures/tfjs/{convnet,seqnet}_{f32,f16,u8}/: two small models with seeded random weights
+--   spec/fixtures/tfjs/{convnet,seqnet}_{f32,f16,u8}/, seqnet_u16/: two small models with seeded random weights
 --   covering every supported layer class (convnet: functional, 4 outputs, 31 layers; seqnet:
 --   Sequential without an InputLayer), saved by tf.io.withSaveHandler with their weights encoded
---   as float32, float16 or uint8 (w = min + scale * q), each loaded back and run by TF.js (which
+--   as float32, float16, uint8 or uint16 (w = min + scale * q), each loaded back and run by TF.js (which
 --   decodes the manifest itself) on a fixed input: ref.safetensors holds x, the outputs
 --   ("out:<layer>") and named inner layers ("layer:<layer>").
 --   mobilenet_v2_ref.safetensors: nsfwjs's MobileNetV2 (scripts/fetch-nsfwjs.sh) on raccoon.jpg,
@@ -66,7 +66,7 @@ end
 
 describe("tfjs: small models against TensorFlow.js", function()
   for _, model in ipairs({ "convnet", "seqnet" }) do
-    for _, enc in ipairs({ "f32", "f16", "u8" }) do
+    for _, enc in ipairs(model == "seqnet" and { "f32", "f16", "u8", "u16" } or { "f32", "f16", "u8" }) do
       local dir = FIX .. model .. "_" .. enc
       it(model .. " with " .. enc .. " weights: every output and named layer (fold = false)", function()
         local m = assert(oe.tfjs.load(dir .. "/model.json", { fold = false }))

@@ -6,8 +6,8 @@
 //   /usr/bin/python3 tools/tfjs_images.py && \
 //   NODE_PATH=/tmp/tfjsref/node_modules node tools/tfjs_fixtures.js mobilenet [model dir]  # (b)
 // (a) Small layers models with seeded random weights covering every supported layer, saved
-//     through tf.io.withSaveHandler and re-encoded three ways (float32, float16, uint8 affine
-//     w = min + scale * q per weight), each loaded back by TF.js (which decodes the manifest
+//     through tf.io.withSaveHandler and re-encoded as float32, float16, uint8 (affine
+//     w = min + scale * q per weight) and, for seqnet, uint16, each loaded back by TF.js (which decodes the manifest
 //     itself) and run on fixed inputs: spec/fixtures/tfjs/<model>_<enc>/{model.json, *.bin} and
 //     <model>_<enc>/ref.safetensors (x, and one entry per output / named layer).
 // (b) nsfwjs's MobileNetV2 (data/nsfwjs/mobilenet_v2, from scripts/fetch-nsfwjs.sh) on the
@@ -99,12 +99,14 @@ function encodeWeights(specs, data, enc) {
       outSpecs.push({ name: s.name, shape: s.shape, dtype: 'float32', quantization: { dtype: 'float16' } });
       parts.push(Buffer.from(h.buffer));
     } else {
+      const top = enc === 'u8' ? 255 : 65535;
       let lo = Infinity, hi = -Infinity;
       for (const v of w) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-      const scale = hi > lo ? (hi - lo) / 255 : 1;
-      const q = new Uint8Array(n);
-      for (let i = 0; i < n; i++) q[i] = Math.max(0, Math.min(255, Math.round((w[i] - lo) / scale)));
-      outSpecs.push({ name: s.name, shape: s.shape, dtype: 'float32', quantization: { dtype: 'uint8', min: lo, scale } });
+      const scale = hi > lo ? (hi - lo) / top : 1;
+      const q = enc === 'u8' ? new Uint8Array(n) : new Uint16Array(n);
+      for (let i = 0; i < n; i++) q[i] = Math.max(0, Math.min(top, Math.round((w[i] - lo) / scale)));
+      outSpecs.push({ name: s.name, shape: s.shape, dtype: 'float32',
+        quantization: { dtype: enc === 'u8' ? 'uint8' : 'uint16', min: lo, scale } });
       parts.push(Buffer.from(q.buffer));
     }
   }
@@ -214,14 +216,16 @@ function inputOf(shape, seed) {
 async function small() {
   const models = [
     { name: 'convnet', build: convnet, input: [2, 9, 11, 3], seed: 11,
+      encodings: ['f32', 'f16', 'u8'],
       named: ['conv_a', 'bn_a', 'relu_a', 'dw_b', 'add_b', 'bn_after_add', 'maxpool', 'avgpool_same', 'gap', 'drop', 'flat', 'tokens'] },
-    { name: 'seqnet', build: seqnet, input: [3, 8, 8, 2], seed: 12, named: ['s_conv', 's_dw', 's_bn', 's_flat', 's_fc'] },
+    { name: 'seqnet', build: seqnet, input: [3, 8, 8, 2], seed: 12, encodings: ['f32', 'f16', 'u8', 'u16'],
+      named: ['s_conv', 's_dw', 's_bn', 's_flat', 's_fc'] },
   ];
   for (const spec of models) {
     const model = spec.build();
     setSeededWeights(model, spec.seed);
     const art = await artifactsOf(model);
-    for (const enc of ['f32', 'f16', 'u8']) {
+    for (const enc of spec.encodings) {
       const dir = path.join(OUT, `${spec.name}_${enc}`);
       fs.mkdirSync(dir, { recursive: true });
       const { specs, data } = encodeWeights(art.weightSpecs, art.weightData, enc);
