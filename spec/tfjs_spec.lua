@@ -168,6 +168,12 @@ describe("tfjs: small models against TensorFlow.js", function()
     assert.equal(bytes, m:arena_bytes())
     local one = m:output(core.narrow(r.x, 1, 2, 1), "probs")
     H.allclose(one, core.narrow(a, 1, 2, 1), TOL, "batch of one")
+    same_bits(m:output(r.x, "probs"), a, "back to the first shape")
+    -- another thread count: replanned (scratch per thread), the same within the bound
+    local before = core.get_num_threads()
+    oe.set_num_threads(before == 1 and 2 or 1)
+    H.allclose(m:output(r.x, "probs"), a, TOL, "other thread count")
+    oe.set_num_threads(before)
   end)
 
   it("raises on wrong inputs, naming the model file and the layer", function()

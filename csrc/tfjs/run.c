@@ -28,6 +28,7 @@ typedef struct tl_plan {
   size_t scratch;            /* floats */
   oe_conv_shape *conv;       /* per layer: conv / pool geometry */
   int *pad_of;               /* per convolution: the ZeroPadding2D folded into its pads, or -1 */
+  int nthreads;              /* threads the scratch was sized for */
 } tl_plan;
 
 void tl_plan_free(oe_tfjs_model *m) {
@@ -233,8 +234,32 @@ static int infer(oe_tfjs_model *m, tl_plan *p, int i, oe_err *e) {
 }
 
 /* ---- planning ---- */
+/* the output shapes of plan p */
+static void fill_out_shapes(const tl_plan *p, int out_ndim[], int64_t out_shape[][8]) {
+  for (int k = 0; k < p->n_out; k++) {
+    int li = p->out_layer[k];
+    int r = p->rank[li];
+    out_ndim[k] = r + 1;
+    out_shape[k][0] = p->N;
+    for (int q = 0; q < r; q++) out_shape[k][q + 1] = p->dims[li][q];
+  }
+}
+
+/* the last plan was made for this input shape, layout and outputs (and thread count) */
+static int same_plan(const tl_plan *p, int ndim, const int64_t *x_shape, int nchw, const int *outs, int n_out) {
+  if (!p || p->x_rank != ndim || p->nchw != nchw || p->n_out != n_out || p->nthreads != oe_get_num_threads()) return 0;
+  if (memcmp(p->x_shape, x_shape, sizeof(int64_t) * (size_t)ndim)) return 0;
+  for (int k = 0; k < n_out; k++)
+    if (p->out_layer[k] != outs[k]) return 0;
+  return 1;
+}
+
 int oe_tfjs_plan(oe_tfjs_model *m, int ndim, const int64_t *x_shape, int nchw, const int *outs, int n_out,
                  int out_ndim[], int64_t out_shape[][8], oe_err *e) {
+  if (n_out >= 1 && n_out <= 64 && ndim >= 2 && ndim <= TL_MAX_RANK + 1 && same_plan(m->plan, ndim, x_shape, nchw, outs, n_out)) {
+    fill_out_shapes(m->plan, out_ndim, out_shape);
+    return OE_OK;
+  }
   tl_plan_free(m);
   int n = m->n_layers;
   if (ndim < 2 || ndim > TL_MAX_RANK + 1) return oe_fail(e, OE_EINVAL, "%s: the input must have 2 to %d dims, got %d", m->path, TL_MAX_RANK + 1, ndim);
@@ -328,6 +353,7 @@ int oe_tfjs_plan(oe_tfjs_model *m, int ndim, const int64_t *x_shape, int nchw, c
   int nfree = 0;
   p->n_slots = 0;
   int nthreads = oe_get_num_threads();
+  p->nthreads = nthreads;
   if (nthreads < 1) nthreads = 1;
   for (int i = 0; i < n; i++) {
     if (!p->run[i]) continue;
@@ -361,13 +387,7 @@ int oe_tfjs_plan(oe_tfjs_model *m, int ndim, const int64_t *x_shape, int nchw, c
     }
     if (last[i] == i) free_slots[nfree++] = sl; /* read by nothing */
   }
-  for (int k = 0; k < n_out; k++) {
-    int li = p->out_layer[k];
-    int r = p->rank[li];
-    out_ndim[k] = r + 1;
-    out_shape[k][0] = p->N;
-    for (int q = 0; q < r; q++) out_shape[k][q + 1] = p->dims[li][q];
-  }
+  fill_out_shapes(p, out_ndim, out_shape);
 done:
   free(last);
   free(free_slots);
@@ -499,8 +519,7 @@ int oe_tfjs_execute(oe_tfjs_model *m, const float *x, float *const *y, oe_err *e
   if (!p) return oe_fail(e, OE_EINVAL, "%s: no plan (oe_tfjs_plan first)", m->path);
   int rc = grow_slots(m, p, e);
   if (rc) return rc;
-  int nthreads = oe_get_num_threads();
-  if (nthreads < 1) nthreads = 1;
+  int nthreads = p->nthreads < 1 ? 1 : p->nthreads; /* the scratch was sized for these */
   int64_t N = p->N;
   for (int i = 0; i < m->n_layers; i++) {
     if (!p->run[i]) continue;
