@@ -18,6 +18,8 @@ local R = oe.report
 
 local flags = {}
 for _, a in ipairs(arg or {}) do flags[a:gsub("^%-%-", "")] = true end
+-- --pretrained: the pipeline on real pretrained encoders and richer data (issue 13, in progress)
+if flags.pretrained then require("demo.pretrained").run(flags) do return end end
 local QUICK = flags.quick
 local RUN = os.getenv("OE_RUN_DIR") or "runs/demo"
 local T0 = core.now()
