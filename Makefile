@@ -26,11 +26,12 @@ LIBFLAG   ?= -shared
 OE_CFLAGS := $(OPT) -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
              $(LUA_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 OE_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmvec -lm -lgomp
-SRC       := $(sort $(filter-out csrc/dist/% csrc/bind/dist_mpi.c,$(wildcard csrc/*/*.c)))
+SRC       := $(sort $(filter-out csrc/dist/% csrc/bind/dist_mpi.c csrc/bind/omp_env.c,$(wildcard csrc/*/*.c)))
 BUILD     ?= build
 OBJ       := $(SRC:csrc/%.c=$(BUILD)/obj/%.o)
 HDR       := $(wildcard csrc/*/*.h)
 LIB       := $(BUILD)/oneencoder/core.so
+ENV_LIB   := $(BUILD)/oneencoder/omp_env.so
 LUA       := lua5.4
 STAMP     := $(BUILD)/obj/.flags
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
@@ -38,7 +39,7 @@ export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
 .PHONY: all deps deps-lib test sanitize bench demo install rock rock-install clean FORCE
 
-all: $(LIB)
+all: $(LIB) $(ENV_LIB)
 
 # objects are rebuilt when the compiler or its flags change (NATIVE=1, a sanitizer, CFLAGS)
 $(STAMP): FORCE
@@ -54,6 +55,12 @@ $(BUILD)/obj/%.o: csrc/%.c $(HDR) $(STAMP)
 $(LIB): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(OE_CFLAGS) $(CFLAGS) $(LDFLAGS) -Wl,-z,nodelete -o $@ $(OBJ) $(OE_LIBS) $(LDLIBS)
+
+# OpenMP's wait policy chosen before core.so loads libgomp (csrc/bind/omp_env.c): a module
+# of its own that must not link libgomp, so no -fopenmp here
+$(ENV_LIB): csrc/bind/omp_env.c $(STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) $(OPT) -std=c11 -D_GNU_SOURCE -fPIC -Wall -Wextra $(LUA_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 # Optional: oe.dist over Open MPI, a module of its own (oneencoder/dist_mpi.so) built only when
 # pkg-config finds ompi-c (libopenmpi-dev); core.so never links MPI
@@ -108,9 +115,10 @@ rock: deps-lib
 	@sh scripts/make-rock.sh
 
 # used by the rockspec: LuaRocks passes its own module folders
-rock-install: $(LIB) $(DIST_LIB)
+rock-install: $(LIB) $(ENV_LIB) $(DIST_LIB)
 	mkdir -p $(INST_LIBDIR)/oneencoder $(INST_LUADIR)
 	cp $(LIB) $(INST_LIBDIR)/oneencoder/core.so
+	cp $(ENV_LIB) $(INST_LIBDIR)/oneencoder/omp_env.so
 	if [ -n "$(DIST_LIB)" ]; then cp $(DIST_LIB) $(INST_LIBDIR)/oneencoder/dist_mpi.so; fi
 	cp -r lua/oneencoder $(INST_LUADIR)/
 

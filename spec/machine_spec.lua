@@ -44,6 +44,26 @@ describe("oe.info", function()
   end)
 end)
 
+describe("OpenMP wait policy", function()
+  -- libgomp reads its policy when core.so loads it; oneencoder/omp_env.so sets
+  -- OMP_WAIT_POLICY=passive just before, unless the user chose. OMP_DISPLAY_ENV=verbose makes
+  -- libgomp print what it read (GOMP_SPINCOUNT 0 is passive; 300000 its own default)
+  local code = [[local oe = require "oneencoder"; local i = oe.info()
+    io.write("info=", i.omp_wait_policy, "/", i.omp_wait_policy_source, "\n")]]
+  local clean = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose"
+  it("makes idle OpenMP threads sleep unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT", function()
+    local out = child(clean, code)
+    assert.truthy(out:find("info=passive/oneencoder", 1, true), out)
+    assert.truthy(out:find("GOMP_SPINCOUNT = '0'", 1, true), out)
+    out = child(clean .. " GOMP_SPINCOUNT=300000", code)
+    assert.truthy(out:find("info=default/environment", 1, true), out)
+    assert.truthy(out:find("GOMP_SPINCOUNT = '300000'", 1, true), out)
+    out = child(clean .. " OMP_WAIT_POLICY=active", code)
+    assert.truthy(out:find("info=active/environment", 1, true), out)
+    assert.truthy(out:find("OMP_WAIT_POLICY = 'ACTIVE'", 1, true), out)
+  end)
+end)
+
 describe("BLAS core choice", function()
   it("replaces a generic fallback by the core the features call for, and only then", function()
     local b = core.blas_better_core

@@ -94,9 +94,14 @@ oe.set_grad_enabled = A.set_grad_enabled
 
 -- ---- threads ----
 oe.set_num_threads = core.set_num_threads
--- info() -> {cpu, simd, blas, blas_core, blas_core_source, blas_library_core, threads, build}:
+-- info() -> {cpu, simd, blas, blas_core, blas_core_source, blas_library_core, threads, build,
+--   omp_wait_policy, omp_wait_policy_source}:
 -- what the products and kernels run on (README, "Machines and reproducibility")
-oe.info = core.info
+function oe.info()
+  local t = core.info()
+  t.omp_wait_policy, t.omp_wait_policy_source = core.omp_env.wait_policy, core.omp_env.source
+  return t
+end
 -- set_blas_core(name): switch OpenBLAS's kernels now ("SkylakeX", "Haswell", "Zen", ...)
 oe.set_blas_core = core.set_blas_core
 oe.get_num_threads = core.get_num_threads
