@@ -15,7 +15,9 @@ description = {
     Tensors with reverse-mode autograd, nn modules, optimisers and safetensors
     checkpoints in a C core (OpenBLAS, OpenMP); the OneEncoder model (Universal
     Projection, modality tokens, alignment layers), its trainers and evaluation;
-    image, audio and video decoding (libjpeg-turbo, libpng, libsndfile, FFmpeg).
+    image, audio and video decoding (libjpeg-turbo, libpng, libsndfile, FFmpeg,
+    libwebp); frozen pretrained encoders (ViT, BERT, Wav2Vec2, VideoMAE, ONNX and
+    TF.js models, GloVe) run in C.
   ]],
   license = "MIT",
 }
@@ -37,6 +39,7 @@ external_dependencies = {
   FFTW = { library = "fftw3f" },
   UTF8PROC = { library = "utf8proc" },
   PROTOBUFC = { library = "protobuf-c" },
+  WEBPDEMUX = { library = "webpdemux" },
   XXHASH = { header = "xxhash.h" },   -- compiled in (XXH_INLINE_ALL), nothing linked
 }
 -- LuaRocks' compiler flags reach the Makefile (after the project's own -O3, hence the
