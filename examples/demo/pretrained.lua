@@ -278,6 +278,7 @@ function P.run(flags)
     for i = 1, #uniq do ui[i] = i - 1 end
     local txt = embed_texts(m, uniq)
     o.ov = oe.eval.retrieval(ov, txt, { a = gid, b = ui })
+    o.ov_emb, o.txt_emb, o.uniq_caps, o.cap_gid = ov, txt, uniq, gid
     o.ov_n_img, o.ov_n_txt = #ov_img, #uniq
     -- the other style of a held-out emoji (Noto -> Twemoji)
     local gi, tw, gcode, tcode = {}, {}, {}, {}
@@ -297,6 +298,7 @@ function P.run(flags)
     local sui = {}
     for i = 1, #su do sui[i] = i - 1 end
     local aud = emb("audio", F.s_test)
+    o.aud_emb = aud
     o.a2t = oe.eval.retrieval(aud, embed_texts(m, su), { a = sg, b = sui }).a2b
     o.a2t_n = #su
     -- the class captions' speech (the built-in pipeline's task): class of the caption
@@ -344,6 +346,7 @@ function P.run(flags)
     o.a2i = oe.eval.retrieval(aud, ov, { a = qa, b = kb }).a2b
     -- video -> 3D image (never trained together) and video -> text
     local ve = emb("video", F.v_test)
+    o.vid_emb = ve
     local g3 = emb("image", F.g3d)
     local codes = {}
     for _, it in ipairs(v_test) do codes[#codes + 1] = it.code end
@@ -477,6 +480,55 @@ function P.run(flags)
   for _, k in ipairs({ "R1", "R5", "R10" }) do add("transitive audio -> image: spoken held-out names -> held-out drawings and emoji", k, E.a2i[k], U.a2i[k]) end
   for _, k in ipairs({ "R1", "R5" }) do add(string.format("transitive video -> image: animated -> 3D renders (%d)", E.v2i_n), k, E.v2i[k], U.v2i[k]) end
   for _, k in ipairs({ "R1", "R5" }) do add(string.format("video -> text: held-out animations -> held-out emoji names (%d)", E.v2t_n), k, E.v2t[k], U.v2t[k]) end
+  -- figures: loss per stage, the shared space by modality, retrieval rows with their queries
+  local R = oe.report
+  os.execute("mkdir -p '" .. RUN .. "/figures'")
+  local series = {}
+  for i, st in ipairs({ { "step 1 image-text", logs.step1 }, { "step 2 audio-text", logs.audio }, { "step 2 video-text", logs.video } }) do
+    local recs = R.read_jsonl(st[2])
+    local x, ytr, yva = {}, {}, {}
+    for j, r in ipairs(recs) do x[j], ytr[j], yva[j] = r.epoch, r.train_loss, r.val_loss end
+    series[#series + 1] = { name = st[1] .. " train", x = x, y = ytr, color = R.palette[i] }
+    series[#series + 1] = { name = st[1] .. " val", x = x, y = yva, color = R.palette[i], dash = true }
+  end
+  R.save_text(RUN .. "/figures/loss.svg", R.line_chart(series, { title = "InfoNCE loss per stage", xlabel = "epoch", width = 760 }))
+  local pts, meta = {}, {}
+  local function put(emb, n, group)
+    for i = 1, math.min(n, core.shape(emb)[1]) do pts[#pts + 1] = core.narrow(emb, 1, i, 1); meta[#meta + 1] = group end
+  end
+  put(E.ov_emb, 300, 1); put(E.txt_emb, 300, 2); put(E.aud_emb, 300, 3); put(E.vid_emb, 300, 4)
+  local xy = R.pca(core.cat(pts, 1), 2):totable()
+  local points = {}
+  for i, p in ipairs(xy) do points[i] = { p[1], p[2], class = meta[i] - 1, group = meta[i] } end
+  local modalities = { "image", "text", "audio (spoken name)", "video" }
+  R.save_text(RUN .. "/figures/space.svg", R.scatter(points, { title = "shared space (PCA of held-out embeddings), by modality",
+    classes = modalities, groups = modalities, width = 760 }))
+  local grid_md = {}
+  local queries = {}
+  for k = 1, 4 do
+    local c = E.uniq_caps[(k * 37) % #E.uniq_caps + 1]
+    local gi = (k * 37) % #E.uniq_caps
+    queries[#queries + 1] = { text = string.format("text query: \"%s\"", c), emb = core.narrow(E.txt_emb, 1, gi + 1, 1),
+      good = function(j) return E.cap_gid[j] == gi end }
+  end
+  for k = 1, 3 do
+    local i = (k * 53) % #s_test + 1
+    local it = s_test[i]
+    local ref = (it.source == "drawing" and "oc:" or "em:") .. it.ref
+    queries[#queries + 1] = { text = string.format("spoken query: \"%s\" (voice %s)", it.text, it.voice),
+      emb = core.narrow(E.aud_emb, 1, i, 1), good = function(j) return ov_img[j].ref == ref end }
+  end
+  for qi, qy in ipairs(queries) do
+    local _, ids = oe.eval.topk_search(qy.emb, E.ov_emb, 6)
+    local row, marks = {}, {}
+    for j, id in ipairs(ids:totable()[1]) do
+      row[j] = assert(img_input(ov_img[id + 1]))
+      marks[j] = qy.good(id + 1) and { 0, 170, 0 } or { 210, 0, 0 }
+    end
+    local f = string.format("figures/query_%d.png", qi)
+    assert(oe.image.save(R.grid({ row }, { cell = 96, marks = { marks } }), RUN .. "/" .. f))
+    grid_md[#grid_md + 1] = string.format("%d. %s\n\n   ![](%s)\n", qi, qy.text, f)
+  end
   local md = { "# OneEncoder demo on pretrained encoders: results" .. (QUICK and " (--quick: small subsets, not the real table)" or ""), "",
     string.format("MobileNetV2 (nsfwjs, pooled 1280-d), GloVe 100-d, speech embedding 96-d; UP d = %d, %d heads, ff = %d. Step 1: %d image-caption pairs; step 2: %d spoken items, %d animations.",
       CFG.d, CFG.heads, CFG.ff, #img1, #spoken_train, #videos_train), "", oe.eval.format_table(rows), "",
@@ -488,6 +540,8 @@ function P.run(flags)
   md[#md + 1] = string.format("\nData: drawings %d kept (%d dropped by category, %d without a caption, %d corrupt, %d failed to render); emoji %d concepts (%d corrupt animations); held out: %d drawings, %d emoji images, %d spoken names, %d animations.",
     #S.drawings.train + #S.drawings.test, counts.drawings.dropped_category, counts.drawings.dropped_caption, counts.drawings.corrupt,
     counts.drawings.render_failed, counts.emoji.kept, counts.emoji.corrupt_anim, #S.drawings.test, #S.emoji_images.test, #S.spoken.test, #S.videos.test)
+  md[#md + 1] = "\nFigures: `figures/loss.svg` (loss per stage), `figures/space.svg` (PCA of held-out embeddings by modality). Retrieval (top 6 held-out images; green border = the query's own drawing or emoji, red = another):\n"
+  for _, l in ipairs(grid_md) do md[#md + 1] = l end
   local total = core.now() - T0
   md[#md + 1] = string.format("\nTimings: data %.1f s, features %.1f s, training %.1f s, evaluation %.1f s, total %.1f s.", t_data, t_features, t_train, t_eval, total)
   oe.report.save_text(RUN .. "/report.md", table.concat(md, "\n") .. "\n")
