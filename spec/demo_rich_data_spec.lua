@@ -228,6 +228,18 @@ describe("held-out splits fixed by seed", function()
   end)
 end)
 
+describe("voices of the spoken names", function()
+  it("train on 24 espeak-ng voices and flite slt/awb, hold out two espeak-ng voices and flite rms/kal16", function()
+    local v = rich.voices()
+    assert.equals(26, #v.train)
+    assert.same({ "espeak:en-029+f5:170:55", "espeak:en-us-nyc+m7:160:45", "flite:rms", "flite:kal16" }, v.test)
+    local tr = {}
+    for _, x in ipairs(v.train) do tr[x] = true end
+    for _, x in ipairs(v.test) do assert.is_nil(tr[x], x) end
+    assert.truthy(tr["flite:slt"] and tr["flite:awb"])
+  end)
+end)
+
 describe("Asterisk prompt groups", function()
   it("sorts digits, single letters and the phonetic alphabet into labelled groups", function()
     local list = {

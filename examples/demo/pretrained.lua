@@ -42,7 +42,7 @@ function P.run(flags)
 
   -- ---------------------------------------------------------------- data
   local S = rich.prepare({ progress = true, n_train = 1000, n_test = 1000, digits_test = 300,
-    n_speech_train = 600, n_speech_test = 200, vocab_voices = 12 })
+    n_speech_train = 600, n_speech_test = 200 })
   local N = QUICK and { fashion = 300, fashion_test = 300, digits = 300, drawings = 400, emoji = 400, spoken = 500,
     videos = 60, d_test = 200, e_test = 200, s_test = 200, v_test = 40, g3d = 100, class_speech = 100,
     class_speech_test = 100 } or {}

@@ -12,7 +12,7 @@
 --   -- S.videos.train/.test      { {path (animated WebP), caption, code, category, frames}, ... }
 --   -- S.fluent_3d.test          { {path (still WebP), code, caption, animated} }: every held-out
 --   --                           concept's 3D render, the gallery of video -> image (never trained together)
---   -- S.spoken.train/.test      { {path, text, voice, source, ref}, ... } (disjoint voices)
+--   -- S.spoken.train/.test      { {path, text, voice, source, ref}, ... } (disjoint voices: R.voices())
 --   -- S.asterisk_groups         {digits, letters, phonetic, other}: { {id, path, text, label}, ... }
 --   -- S.counts                  sizes and what was dropped, per source (for the report)
 --
@@ -82,6 +82,20 @@ function R.asterisk_groups(list)
   return g
 end
 
+-- voices() -> {train, test}: demo.data's split with two of its four held-out flite voices
+-- (slt, awb) moved to training, so that training hears 8 kHz telephone-band speech as the real
+-- Asterisk prompts are; still disjoint: held out are the two espeak-ng voices of a language and
+-- variant never trained on and the flite voices rms and kal16.
+function R.voices()
+  local base = data.voices()
+  local train, test = {}, {}
+  for _, v in ipairs(base.train) do train[#train + 1] = v end
+  for _, v in ipairs(base.test) do
+    if v == "flite:slt" or v == "flite:awb" then train[#train + 1] = v else test[#test + 1] = v end
+  end
+  return { train = train, test = test }
+end
+
 -- the words of the Asterisk vocabulary spoken in training (synthetic voices only)
 function R.vocabulary_words()
   local w = {}
@@ -92,8 +106,8 @@ function R.vocabulary_words()
 end
 
 -- prepare(opts) -> S (see the top). opts: those of data.prepare, and seed (1234),
--- drawing_test, emoji_test (fractions), spoken_per_caption (1 training voice per caption),
--- vocab_voices (every training voice says every vocabulary word: 24), size (224).
+-- drawing_test, emoji_test (fractions), vocab_voices (how many training voices say every
+-- vocabulary word: all 26 by default), size (224).
 function R.prepare(opts)
   opts = opts or {}
   local t_all = core.now()
@@ -178,7 +192,8 @@ function R.prepare(opts)
   S.asterisk_groups = R.asterisk_groups(S.asterisk)
   -- spoken names: training captions in training voices, held-out ones in held-out voices
   t0 = core.now()
-  local voices = S.voices
+  local voices = R.voices()
+  S.rich_voices = voices
   local r = data.rng(seed + 303)
   local spoken = { train = {}, test = {} }
   local function add(split, text, source, ref)
