@@ -1,6 +1,7 @@
 -- oneencoder.core: loads the C core, oneencoder/core.so (found on package.cpath), after
 -- oneencoder/omp_env.so has chosen OpenMP's wait policy (csrc/bind/omp_env.c: idle threads
--- sleep instead of spinning unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set). libgomp reads
+-- sleep instead of spinning when the machine is busy as the module loads, unless
+-- OMP_WAIT_POLICY or GOMP_SPINCOUNT is set). libgomp reads
 -- the policy when core.so brings it in, so the order matters; without omp_env.so the core
 -- loads with OpenMP's default. The result is core.omp_env (oe.info() reports it).
 local function open(name)
