@@ -10,26 +10,39 @@
  *   - machine quiet: spin 0.79-0.82, passive 0.39-0.45: waking a sleeping thread costs a
  *     futex wake and, on a virtual machine, the wake of a halted vCPU, at every region.
  * So, unless the user set either variable, the choice follows the machine when the module
- * loads: passive when the 1-minute load average is at least half the online CPUs (others
- * already use them), libgomp's default otherwise. A job started on a quiet machine that gets
- * busy later keeps spinning; set OMP_WAIT_POLICY yourself to fix the choice.
+ * loads: passive when other tasks are running on at least half the online CPUs, libgomp's
+ * default otherwise. "Running" is the kernel's count of runnable tasks (/proc/loadavg's
+ * fourth field, ours excluded), averaged over 5 looks 2 ms apart: the 1-minute load average
+ * would still count a job that just ended (back-to-back benchmarks all looked busy). A job
+ * started on a quiet machine that gets busy later keeps spinning; set OMP_WAIT_POLICY
+ * yourself to fix the choice.
  *
  * Returns {wait_policy = "passive" | "default" | the user's, spincount = the user's | nil,
- * source = "environment" | "load average <l> on <n> CPUs" | "openmp already loaded"}. */
+ * source = "environment" | "<r> other tasks running on <n> CPUs" | "openmp already
+ * loaded"}. */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <lua.h>
 
-/* the 1-minute load average, or -1 when /proc/loadavg cannot be read */
-static double load_average(void) {
-  double l = -1;
-  FILE *f = fopen("/proc/loadavg", "r");
-  if (!f) return -1;
-  if (fscanf(f, "%lf", &l) != 1) l = -1;
-  fclose(f);
-  return l;
+/* runnable tasks other than this one, averaged over a few looks; -1 when unknown */
+static double others_running(void) {
+  double sum = 0;
+  int looks = 0;
+  for (int i = 0; i < 5; i++) {
+    if (i) nanosleep(&(struct timespec){0, 2000000}, NULL);
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return -1;
+    int running = 0, total = 0;
+    int ok = fscanf(f, "%*f %*f %*f %d/%d", &running, &total) == 2;
+    fclose(f);
+    if (!ok) return -1;
+    sum += running > 1 ? running - 1 : 0; /* this thread is one of them */
+    looks++;
+  }
+  return sum / looks;
 }
 
 int luaopen_oneencoder_omp_env(lua_State *L) {
@@ -39,11 +52,11 @@ int luaopen_oneencoder_omp_env(lua_State *L) {
   } else if (dlsym(RTLD_DEFAULT, "omp_get_num_threads")) {
     snprintf(source, sizeof source, "openmp already loaded"); /* too late: its policy stays */
   } else {
-    double load = load_average();
+    double others = others_running();
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (cpus < 1) cpus = 1;
-    if (load >= 0.5 * (double)cpus) setenv("OMP_WAIT_POLICY", "passive", 0);
-    snprintf(source, sizeof source, "load average %.2f on %ld CPUs", load, cpus);
+    if (others >= 0.5 * (double)cpus) setenv("OMP_WAIT_POLICY", "passive", 0);
+    snprintf(source, sizeof source, "%.1f other tasks running on %ld CPUs", others, cpus);
   }
   const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
   lua_createtable(L, 0, 3);
