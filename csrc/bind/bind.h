@@ -28,6 +28,15 @@ const char *oe_lua_shape_str(const oe_tensor *t, char *buf, size_t n);
 /* raise "fn: msg" */
 int oe_lua_fail(lua_State *L, const char *fn, const char *fmt, ...);
 
+/* Options tables (the frozen-model loaders): idx is a table or nil (every option absent); a
+ * value of the wrong type or outside its range raises "fn: option 'k' must be ...". */
+void oe_lua_opt_table(lua_State *L, int idx, const char *fn); /* a table or nil, else raises */
+int oe_lua_opt_field(lua_State *L, int idx, const char *k); /* pushes t[k] (nil when no table); its type */
+const char *oe_lua_opt_str(lua_State *L, int idx, const char *k, const char *fn); /* NULL when absent */
+int64_t oe_lua_opt_int(lua_State *L, int idx, const char *k, int64_t def, int64_t lo, int64_t hi, const char *fn);
+double oe_lua_opt_unit(lua_State *L, int idx, const char *k, const char *fn); /* in (0, 1); 0 when absent */
+int oe_lua_opt_bool(lua_State *L, int idx, const char *k, int def, const char *fn);
+
 void oe_bind_tensor(lua_State *L);      /* bind/tensor.c */
 void oe_bind_ops(lua_State *L);         /* bind/ops.c */
 void oe_bind_nn(lua_State *L);          /* bind/nn.c */

@@ -118,3 +118,57 @@ oe_dtype oe_lua_dtype_opt(lua_State *L, int idx, oe_dtype def, const char *fn) {
 }
 
 const char *oe_lua_shape_str(const oe_tensor *t, char *buf, size_t n) { return oe_shape_str(t->ndim, t->shape, buf, n); }
+
+/* ---- options tables ---- */
+
+void oe_lua_opt_table(lua_State *L, int idx, const char *fn) {
+  if (!lua_isnoneornil(L, idx) && !lua_istable(L, idx)) oe_lua_fail(L, fn, "options must be a table, got %s", luaL_typename(L, idx));
+}
+
+int oe_lua_opt_field(lua_State *L, int idx, const char *k) {
+  if (lua_isnoneornil(L, idx)) { lua_pushnil(L); return LUA_TNIL; }
+  return lua_getfield(L, idx, k);
+}
+
+const char *oe_lua_opt_str(lua_State *L, int idx, const char *k, const char *fn) {
+  int ty = oe_lua_opt_field(L, idx, k);
+  const char *s = NULL;
+  if (ty == LUA_TSTRING) s = lua_tostring(L, -1);
+  else if (ty != LUA_TNIL) oe_lua_fail(L, fn, "option '%s' must be a string, got %s", k, lua_typename(L, ty));
+  lua_pop(L, 1); /* the string stays alive: the options table holds it */
+  return s;
+}
+
+int64_t oe_lua_opt_int(lua_State *L, int idx, const char *k, int64_t def, int64_t lo, int64_t hi, const char *fn) {
+  int ty = oe_lua_opt_field(L, idx, k);
+  int64_t v = def;
+  if (ty != LUA_TNIL) {
+    int ok;
+    lua_Integer x = lua_tointegerx(L, -1, &ok);
+    if (!ok || x < lo || x > hi) oe_lua_fail(L, fn, "option '%s' must be an integer in %lld..%lld", k, (long long)lo, (long long)hi);
+    v = x;
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+double oe_lua_opt_unit(lua_State *L, int idx, const char *k, const char *fn) {
+  int ty = oe_lua_opt_field(L, idx, k);
+  double v = 0;
+  if (ty != LUA_TNIL) {
+    double x = lua_tonumber(L, -1);
+    if (ty != LUA_TNUMBER || !(x > 0) || !(x < 1)) oe_lua_fail(L, fn, "option '%s' must be a number in (0, 1)", k);
+    v = x;
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+int oe_lua_opt_bool(lua_State *L, int idx, const char *k, int def, const char *fn) {
+  int ty = oe_lua_opt_field(L, idx, k);
+  int v = def;
+  if (ty == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
+  else if (ty != LUA_TNIL) oe_lua_fail(L, fn, "option '%s' must be true or false, got %s", k, lua_typename(L, ty));
+  lua_pop(L, 1);
+  return v;
+}

@@ -96,65 +96,24 @@ static int l_count_prefix(lua_State *L) {
   return 1;
 }
 
-/* ---- option reading ---- */
-
-static int opt_field(lua_State *L, int idx, const char *k) {
-  if (lua_isnoneornil(L, idx)) { lua_pushnil(L); return LUA_TNIL; }
-  return lua_getfield(L, idx, k);
-}
-static const char *opt_str(lua_State *L, int idx, const char *k, const char *fn) {
-  int ty = opt_field(L, idx, k);
-  const char *s = NULL;
-  if (ty == LUA_TSTRING) s = lua_tostring(L, -1);
-  else if (ty != LUA_TNIL) oe_lua_fail(L, fn, "option '%s' must be a string, got %s", k, lua_typename(L, ty));
-  lua_pop(L, 1); /* the string stays alive: the options table holds it */
-  return s;
-}
-static int64_t opt_int(lua_State *L, int idx, const char *k, int64_t lo, int64_t hi, const char *fn) {
-  int ty = opt_field(L, idx, k);
-  int64_t v = 0;
-  if (ty != LUA_TNIL) {
-    int ok;
-    lua_Integer x = lua_tointegerx(L, -1, &ok);
-    if (!ok || x < lo || x > hi) oe_lua_fail(L, fn, "option '%s' must be an integer in %lld..%lld", k, (long long)lo, (long long)hi);
-    v = x;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-static double opt_num(lua_State *L, int idx, const char *k, const char *fn) {
-  int ty = opt_field(L, idx, k);
-  double v = 0;
-  if (ty != LUA_TNIL) {
-    if (ty != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0) || !(lua_tonumber(L, -1) < 1)) oe_lua_fail(L, fn, "option '%s' must be a number in (0, 1)", k);
-    v = lua_tonumber(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static void check_opts_table(lua_State *L, int idx, const char *fn) {
-  if (!lua_isnoneornil(L, idx) && !lua_istable(L, idx)) oe_lua_fail(L, fn, "options must be a table, got %s", luaL_typename(L, idx));
-}
-
 /* ---- ViT ---- */
 
 static int l_vit_load(lua_State *L) {
   const char *fn = "vit_load";
   file_box *fb = check_file(L, 1, fn);
-  check_opts_table(L, 2, fn);
+  oe_lua_opt_table(L, 2, fn);
   oe_vit_opts o;
   memset(&o, 0, sizeof o);
-  o.prefix = opt_str(L, 2, "prefix", fn);
-  const char *layout = opt_str(L, 2, "layout", fn);
+  o.prefix = oe_lua_opt_str(L, 2, "prefix", fn);
+  const char *layout = oe_lua_opt_str(L, 2, "layout", fn);
   o.layout = OE_VIT_AUTO;
   if (layout && !strcmp(layout, "timm")) o.layout = OE_VIT_TIMM;
   else if (layout && !strcmp(layout, "hf")) o.layout = OE_VIT_HF;
   else if (layout && strcmp(layout, "auto")) oe_lua_fail(L, fn, "option 'layout' must be \"auto\", \"timm\" or \"hf\", got \"%s\"", layout);
-  o.config_path = opt_str(L, 2, "config", fn);
-  o.heads = opt_int(L, 2, "heads", 1, 1 << 16, fn);
-  o.eps = opt_num(L, 2, "eps", fn);
-  opt_field(L, 2, "interpolate_pos");
+  o.config_path = oe_lua_opt_str(L, 2, "config", fn);
+  o.heads = oe_lua_opt_int(L, 2, "heads", 0, 1, 1 << 16, fn);
+  o.eps = oe_lua_opt_unit(L, 2, "eps", fn);
+  oe_lua_opt_field(L, 2, "interpolate_pos");
   o.interpolate_pos = lua_toboolean(L, -1);
   lua_pop(L, 1);
   vit_box *b = lua_newuserdatauv(L, sizeof *b, 1);
@@ -225,13 +184,13 @@ static int l_vit_forward(lua_State *L) {
 static int l_bert_load(lua_State *L) {
   const char *fn = "bert_load";
   file_box *fb = check_file(L, 1, fn);
-  check_opts_table(L, 2, fn);
+  oe_lua_opt_table(L, 2, fn);
   oe_bert_opts o;
   memset(&o, 0, sizeof o);
-  o.prefix = opt_str(L, 2, "prefix", fn);
-  o.config_path = opt_str(L, 2, "config", fn);
-  o.heads = opt_int(L, 2, "heads", 1, 1 << 16, fn);
-  o.eps = opt_num(L, 2, "eps", fn);
+  o.prefix = oe_lua_opt_str(L, 2, "prefix", fn);
+  o.config_path = oe_lua_opt_str(L, 2, "config", fn);
+  o.heads = oe_lua_opt_int(L, 2, "heads", 0, 1, 1 << 16, fn);
+  o.eps = oe_lua_opt_unit(L, 2, "eps", fn);
   bert_box *b = lua_newuserdatauv(L, sizeof *b, 1);
   b->m = NULL;
   luaL_setmetatable(L, BERT_MT);

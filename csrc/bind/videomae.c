@@ -23,56 +23,20 @@ static int vmae_gc(lua_State *L) {
   return 0;
 }
 
-static int field(lua_State *L, int idx, const char *k) {
-  if (lua_isnoneornil(L, idx)) { lua_pushnil(L); return LUA_TNIL; }
-  return lua_getfield(L, idx, k);
-}
-static const char *opt_str(lua_State *L, int idx, const char *k, const char *fn) {
-  int ty = field(L, idx, k);
-  const char *s = NULL;
-  if (ty == LUA_TSTRING) s = lua_tostring(L, -1);
-  else if (ty != LUA_TNIL) oe_lua_fail(L, fn, "option '%s' must be a string, got %s", k, lua_typename(L, ty));
-  lua_pop(L, 1); /* the options table keeps the string alive */
-  return s;
-}
-static int64_t opt_int(lua_State *L, int idx, const char *k, int64_t lo, int64_t hi, const char *fn) {
-  int ty = field(L, idx, k);
-  int64_t v = 0;
-  if (ty != LUA_TNIL) {
-    int ok;
-    lua_Integer x = lua_tointegerx(L, -1, &ok);
-    if (!ok || x < lo || x > hi) oe_lua_fail(L, fn, "option '%s' must be an integer in %lld..%lld", k, (long long)lo, (long long)hi);
-    v = x;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-static double opt_eps(lua_State *L, int idx, const char *k, const char *fn) {
-  int ty = field(L, idx, k);
-  double v = 0;
-  if (ty != LUA_TNIL) {
-    double x = lua_tonumber(L, -1);
-    if (ty != LUA_TNUMBER || !(x > 0) || !(x < 1)) oe_lua_fail(L, fn, "option '%s' must be a number in (0, 1)", k);
-    v = x;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
 static int l_load(lua_State *L) {
   const char *fn = "videomae_load";
   oe_fz_file *f = oe_lua_frozen_file(L, 1, fn);
-  if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2)) oe_lua_fail(L, fn, "options must be a table, got %s", luaL_typename(L, 2));
+  oe_lua_opt_table(L, 2, fn);
   oe_videomae_opts o;
   memset(&o, 0, sizeof o);
-  o.prefix = opt_str(L, 2, "prefix", fn);
-  o.config_path = opt_str(L, 2, "config", fn);
-  o.heads = opt_int(L, 2, "heads", 1, 1 << 16, fn);
-  o.frames = opt_int(L, 2, "frames", 1, 4096, fn);
-  o.image_size = opt_int(L, 2, "image_size", 1, 8192, fn);
-  o.eps = opt_eps(L, 2, "eps", fn);
-  o.fc_norm_prefix = opt_str(L, 2, "fc_norm_prefix", fn);
-  o.fc_norm_eps = opt_eps(L, 2, "fc_norm_eps", fn);
+  o.prefix = oe_lua_opt_str(L, 2, "prefix", fn);
+  o.config_path = oe_lua_opt_str(L, 2, "config", fn);
+  o.heads = oe_lua_opt_int(L, 2, "heads", 0, 1, 1 << 16, fn);
+  o.frames = oe_lua_opt_int(L, 2, "frames", 0, 1, 4096, fn);
+  o.image_size = oe_lua_opt_int(L, 2, "image_size", 0, 1, 8192, fn);
+  o.eps = oe_lua_opt_unit(L, 2, "eps", fn);
+  o.fc_norm_prefix = oe_lua_opt_str(L, 2, "fc_norm_prefix", fn);
+  o.fc_norm_eps = oe_lua_opt_unit(L, 2, "fc_norm_eps", fn);
   vmae_box *b = lua_newuserdatauv(L, sizeof *b, 1);
   b->m = NULL;
   luaL_setmetatable(L, VMAE_MT);

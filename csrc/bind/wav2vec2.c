@@ -38,48 +38,16 @@ static oe_w2v *check_model(lua_State *L, int idx, const char *fn) {
   return b->m;
 }
 
-static const char *opt_str(lua_State *L, int idx, const char *k, const char *fn) {
-  if (lua_isnoneornil(L, idx)) return NULL;
-  int ty = lua_getfield(L, idx, k);
-  const char *s = NULL;
-  if (ty == LUA_TSTRING) s = lua_tostring(L, -1);
-  else if (ty != LUA_TNIL) oe_lua_fail(L, fn, "option '%s' must be a string, got %s", k, lua_typename(L, ty));
-  lua_pop(L, 1);
-  return s;
-}
-static int64_t opt_int(lua_State *L, int idx, const char *k, int64_t def, int64_t lo, int64_t hi, const char *fn) {
-  if (lua_isnoneornil(L, idx)) return def;
-  int ty = lua_getfield(L, idx, k);
-  int64_t v = def;
-  if (ty != LUA_TNIL) {
-    int ok;
-    lua_Integer x = lua_tointegerx(L, -1, &ok);
-    if (!ok || x < lo || x > hi) oe_lua_fail(L, fn, "option '%s' must be an integer in %lld..%lld", k, (long long)lo, (long long)hi);
-    v = x;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-static int opt_bool(lua_State *L, int idx, const char *k, int def, const char *fn) {
-  if (lua_isnoneornil(L, idx)) return def;
-  int ty = lua_getfield(L, idx, k);
-  int v = def;
-  if (ty == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
-  else if (ty != LUA_TNIL) oe_lua_fail(L, fn, "option '%s' must be true or false, got %s", k, lua_typename(L, ty));
-  lua_pop(L, 1);
-  return v;
-}
-
 static int l_load(lua_State *L) {
   const char *fn = "w2v_load";
   oe_fz_file *wf = oe_lua_frozen_file(L, 1, fn);
-  if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2)) oe_lua_fail(L, fn, "options must be a table, got %s", luaL_typename(L, 2));
+  oe_lua_opt_table(L, 2, fn);
   oe_w2v_opts o;
   memset(&o, 0, sizeof o);
-  o.prefix = opt_str(L, 2, "prefix", fn);
-  o.config_path = opt_str(L, 2, "config", fn);
-  o.heads = opt_int(L, 2, "heads", 0, 1, 4096, fn);
-  o.stable = opt_bool(L, 2, "stable", -1, fn);
+  o.prefix = oe_lua_opt_str(L, 2, "prefix", fn);
+  o.config_path = oe_lua_opt_str(L, 2, "config", fn);
+  o.heads = oe_lua_opt_int(L, 2, "heads", 0, 1, 4096, fn);
+  o.stable = oe_lua_opt_bool(L, 2, "stable", -1, fn);
   w2v_box *b = lua_newuserdatauv(L, sizeof *b, 1);
   b->m = NULL;
   luaL_setmetatable(L, W2V_MT);
@@ -208,10 +176,10 @@ static int l_forward_each(lua_State *L) {
 static int l_prepare(lua_State *L) {
   const char *fn = "w2v_prepare";
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2)) oe_lua_fail(L, fn, "options must be a table, got %s", luaL_typename(L, 2));
-  int64_t max_len = opt_int(L, 2, "max_samples", 0, 0, (int64_t)1 << 40, fn);
-  int normalize = opt_bool(L, 2, "normalize", 1, fn);
-  int masked = opt_bool(L, 2, "masked", 0, fn);
+  oe_lua_opt_table(L, 2, fn);
+  int64_t max_len = oe_lua_opt_int(L, 2, "max_samples", 0, 0, (int64_t)1 << 40, fn);
+  int normalize = oe_lua_opt_bool(L, 2, "normalize", 1, fn);
+  int masked = oe_lua_opt_bool(L, 2, "masked", 0, fn);
   int64_t B = (int64_t)luaL_len(L, 1);
   if (B < 1) oe_lua_fail(L, fn, "empty list of clips");
   const float **clips = lua_newuserdatauv(L, sizeof(float *) * (size_t)B, 0);
