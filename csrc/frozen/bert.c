@@ -92,9 +92,8 @@ static int shape2(const oe_fz_take *t, const char *key, int64_t *a, int64_t *b, 
 }
 
 typedef struct {
-  int64_t hidden, layers, heads, inter, vocab, max_pos, types;
-  double eps;
-  int has_eps;
+  oe_fz_encoder_config enc; /* hidden, layers, heads, inter, eps */
+  int64_t vocab, max_pos, types;
 } bert_json;
 
 static int read_config(const char *path, bert_json *c, oe_err *e) {
@@ -105,33 +104,19 @@ static int read_config(const char *path, bert_json *c, oe_err *e) {
   rc = OE_EIO;
   const char *s;
   int r;
-  if ((r = oe_fz_config_str(&cf, "hidden_act", &s, e)) < 0) goto out;
-  if (r && strcmp(s, "gelu") != 0) {
-    fail(e, OE_EIO, "%s: hidden_act \"%s\" is not supported (only \"gelu\", the erf form)", path, s);
-    goto out;
-  }
+  if (oe_fz_config_encoder(&cf, NULL, MAX_LAYERS, &c->enc, e) < 0) goto out;
   if ((r = oe_fz_config_str(&cf, "position_embedding_type", &s, e)) < 0) goto out;
   if (r && strcmp(s, "absolute") != 0) {
     fail(e, OE_EIO, "%s: position_embedding_type \"%s\" is not supported (only \"absolute\")", path, s);
     goto out;
   }
-  if (oe_fz_config_int(&cf, "hidden_size", 1, MAX_DIM, &c->hidden, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "num_hidden_layers", 1, MAX_LAYERS, &c->layers, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "num_attention_heads", 1, MAX_DIM, &c->heads, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "intermediate_size", 1, MAX_DIM * 8, &c->inter, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "vocab_size", 1, (int64_t)1 << 24, &c->vocab, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "max_position_embeddings", 1, (int64_t)1 << 24, &c->max_pos, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "type_vocab_size", 1, (int64_t)1 << 24, &c->types, e) < 0) goto out;
-  if ((r = oe_fz_config_num(&cf, "layer_norm_eps", 1, &c->eps, e)) < 0) goto out;
-  c->has_eps = r;
   rc = OE_OK;
 out:
   oe_fz_config_free(&cf);
   return rc;
-}
-
-static int mismatch(oe_err *e, const char *path, const char *key, int64_t v, const char *what, int64_t w) {
-  return fail(e, OE_EINVAL, "%s: \"%s\" = %lld disagrees with the weights (%s: %lld)", path, key, (long long)v, what, (long long)w);
 }
 
 int oe_bert_load(oe_bert **out, oe_fz_file *f, const oe_bert_opts *o, oe_err *e) {
@@ -171,23 +156,23 @@ int oe_bert_load(oe_bert **out, oe_fz_file *f, const oe_bert_opts *o, oe_err *e)
     if ((rc = read_config(o->config_path, &bj, e)) != OE_OK) goto fail_;
     have = 1;
     const char *cp = o->config_path;
-    if (bj.hidden && bj.hidden != D) { rc = mismatch(e, cp, "hidden_size", bj.hidden, "embedding width", D); goto fail_; }
-    if (bj.layers && bj.layers != c->layers) { rc = mismatch(e, cp, "num_hidden_layers", bj.layers, "layers found", c->layers); goto fail_; }
-    if (bj.inter && bj.inter != c->inter) { rc = mismatch(e, cp, "intermediate_size", bj.inter, "intermediate rows", c->inter); goto fail_; }
-    if (bj.vocab && bj.vocab != c->vocab) { rc = mismatch(e, cp, "vocab_size", bj.vocab, "word embedding rows", c->vocab); goto fail_; }
-    if (bj.max_pos && bj.max_pos != c->max_pos) { rc = mismatch(e, cp, "max_position_embeddings", bj.max_pos, "position rows", c->max_pos); goto fail_; }
-    if (bj.types && bj.types != c->type_vocab) { rc = mismatch(e, cp, "type_vocab_size", bj.types, "token type rows", c->type_vocab); goto fail_; }
-    if (bj.heads && o->heads && bj.heads != o->heads) {
-      rc = fail(e, OE_EINVAL, "%s: num_attention_heads = %lld but the heads option says %lld", cp, (long long)bj.heads, (long long)o->heads);
+    if (bj.enc.hidden && bj.enc.hidden != D) { rc = oe_fz_config_mismatch(e, cp, "hidden_size", bj.enc.hidden, "embedding width", D); goto fail_; }
+    if (bj.enc.layers && bj.enc.layers != c->layers) { rc = oe_fz_config_mismatch(e, cp, "num_hidden_layers", bj.enc.layers, "layers found", c->layers); goto fail_; }
+    if (bj.enc.inter && bj.enc.inter != c->inter) { rc = oe_fz_config_mismatch(e, cp, "intermediate_size", bj.enc.inter, "intermediate rows", c->inter); goto fail_; }
+    if (bj.vocab && bj.vocab != c->vocab) { rc = oe_fz_config_mismatch(e, cp, "vocab_size", bj.vocab, "word embedding rows", c->vocab); goto fail_; }
+    if (bj.max_pos && bj.max_pos != c->max_pos) { rc = oe_fz_config_mismatch(e, cp, "max_position_embeddings", bj.max_pos, "position rows", c->max_pos); goto fail_; }
+    if (bj.types && bj.types != c->type_vocab) { rc = oe_fz_config_mismatch(e, cp, "type_vocab_size", bj.types, "token type rows", c->type_vocab); goto fail_; }
+    if (bj.enc.heads && o->heads && bj.enc.heads != o->heads) {
+      rc = fail(e, OE_EINVAL, "%s: num_attention_heads = %lld but the heads option says %lld", cp, (long long)bj.enc.heads, (long long)o->heads);
       goto fail_;
     }
   }
-  c->heads = o->heads ? o->heads : (have && bj.heads ? bj.heads : 12);
+  c->heads = o->heads ? o->heads : (have && bj.enc.heads ? bj.enc.heads : 12);
   if (c->heads < 1 || D % c->heads != 0) {
     rc = fail(e, OE_EINVAL, "%s: width %lld is not divisible by %lld heads", path, (long long)D, (long long)c->heads);
     goto fail_;
   }
-  c->eps = o->eps > 0 ? o->eps : (have && bj.has_eps ? bj.eps : 1e-12);
+  c->eps = o->eps > 0 ? o->eps : (have && bj.enc.has_eps ? bj.enc.eps : 1e-12);
 
   if ((rc = get(&t, "embeddings.word_embeddings.weight", 2, c->vocab, D, &m->word, e)) != OE_OK) goto fail_;
   if ((rc = get(&t, "embeddings.position_embeddings.weight", 2, c->max_pos, D, &m->pos, e)) != OE_OK) goto fail_;

@@ -380,3 +380,35 @@ int oe_fz_config_bool(const oe_fz_config *c, const char *key, int *out, oe_err *
   *out = v->type == OE_JSON_TRUE;
   return 1;
 }
+
+int oe_fz_config_encoder(const oe_fz_config *c, const char *expect_type, int64_t max_layers, oe_fz_encoder_config *out,
+                         oe_err *e) {
+  const int64_t max_dim = (int64_t)1 << 16;
+  memset(out, 0, sizeof *out);
+  const char *s;
+  int r;
+  if (expect_type) {
+    if ((r = oe_fz_config_str(c, "model_type", &s, e)) < 0) return -1;
+    if (r && strcmp(s, expect_type) != 0) {
+      fail(e, OE_EIO, "%s: model_type is \"%s\", expected \"%s\"", c->path, s, expect_type);
+      return -1;
+    }
+  }
+  if ((r = oe_fz_config_str(c, "hidden_act", &s, e)) < 0) return -1;
+  if (r && strcmp(s, "gelu") != 0) {
+    fail(e, OE_EIO, "%s: hidden_act \"%s\" is not supported (only \"gelu\", the erf form)", c->path, s);
+    return -1;
+  }
+  if (oe_fz_config_int(c, "hidden_size", 1, max_dim, &out->hidden, e) < 0) return -1;
+  if (oe_fz_config_int(c, "num_hidden_layers", 1, max_layers, &out->layers, e) < 0) return -1;
+  if (oe_fz_config_int(c, "num_attention_heads", 1, max_dim, &out->heads, e) < 0) return -1;
+  if (oe_fz_config_int(c, "intermediate_size", 1, max_dim * 8, &out->inter, e) < 0) return -1;
+  if ((r = oe_fz_config_num(c, "layer_norm_eps", 1, &out->eps, e)) < 0) return -1;
+  out->has_eps = r;
+  return 0;
+}
+
+int oe_fz_config_mismatch(oe_err *e, const char *path, const char *key, int64_t cfg, const char *what, int64_t w) {
+  return fail(e, OE_EINVAL, "%s: \"%s\" = %lld disagrees with the weights (%s: %lld)", path, key, (long long)cfg, what,
+              (long long)w);
+}

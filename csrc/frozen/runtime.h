@@ -111,4 +111,18 @@ int oe_fz_config_num(const oe_fz_config *c, const char *key, int positive, doubl
 int oe_fz_config_str(const oe_fz_config *c, const char *key, const char **out, oe_err *e);
 /* true/false: 1 / 0 / -1 */
 int oe_fz_config_bool(const oe_fz_config *c, const char *key, int *out, oe_err *e);
+
+/* The keys every transformer encoder's config.json shares (ViT, VideoMAE, BERT, Wav2Vec2):
+ * model_type (checked when expect_type is not NULL), hidden_act ("gelu", the erf form, only),
+ * hidden_size, num_hidden_layers (1..max_layers), num_attention_heads, intermediate_size and
+ * layer_norm_eps. Absent keys leave 0 (has_eps 0). 0, or -1 with e naming the file and key. */
+typedef struct oe_fz_encoder_config {
+  int64_t hidden, layers, heads, inter;
+  double eps;
+  int has_eps;
+} oe_fz_encoder_config;
+int oe_fz_config_encoder(const oe_fz_config *c, const char *expect_type, int64_t max_layers, oe_fz_encoder_config *out,
+                         oe_err *e);
+/* OE_EINVAL: "<path>: "<key>" = <cfg> disagrees with the weights (<what>: <w>)" */
+int oe_fz_config_mismatch(oe_err *e, const char *path, const char *key, int64_t cfg, const char *what, int64_t w);
 #endif

@@ -48,9 +48,9 @@ const float *oe_videomae_positions(const oe_videomae *m) { return m->pos; }
 /* ---- config.json ---- */
 
 typedef struct {
-  int64_t hidden, layers, heads, inter, image, patch, channels, frames, tubelet;
-  double eps;
-  int has_eps, has_qkv_bias, qkv_bias, has_pooling, mean_pooling;
+  oe_fz_encoder_config enc; /* hidden, layers, heads, inter, eps */
+  int64_t image, patch, channels, frames, tubelet;
+  int has_qkv_bias, qkv_bias, has_pooling, mean_pooling;
 } hf_cfg;
 
 static int read_config(const char *path, hf_cfg *c, oe_err *e) {
@@ -59,26 +59,13 @@ static int read_config(const char *path, hf_cfg *c, oe_err *e) {
   int rc = oe_fz_config_read(path, &cf, e);
   if (rc != OE_OK) return rc;
   rc = OE_EIO;
-  const char *s;
   int r;
-  if ((r = oe_fz_config_str(&cf, "model_type", &s, e)) < 0) goto out;
-  if (r && strcmp(s, "videomae") != 0) { fail(e, OE_EIO, "%s: model_type is \"%s\", expected \"videomae\"", path, s); goto out; }
-  if ((r = oe_fz_config_str(&cf, "hidden_act", &s, e)) < 0) goto out;
-  if (r && strcmp(s, "gelu") != 0) {
-    fail(e, OE_EIO, "%s: hidden_act \"%s\" is not supported (only \"gelu\", the erf form)", path, s);
-    goto out;
-  }
-  if (oe_fz_config_int(&cf, "hidden_size", 1, MAX_DIM, &c->hidden, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "num_hidden_layers", 1, MAX_DEPTH, &c->layers, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "num_attention_heads", 1, MAX_DIM, &c->heads, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "intermediate_size", 1, MAX_DIM * 8, &c->inter, e) < 0) goto out;
+  if (oe_fz_config_encoder(&cf, "videomae", MAX_DEPTH, &c->enc, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "image_size", 1, 8192, &c->image, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "patch_size", 1, 1024, &c->patch, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "num_channels", 1, 64, &c->channels, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "num_frames", 1, 4096, &c->frames, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "tubelet_size", 1, 64, &c->tubelet, e) < 0) goto out;
-  if ((r = oe_fz_config_num(&cf, "layer_norm_eps", 1, &c->eps, e)) < 0) goto out;
-  c->has_eps = r;
   if ((r = oe_fz_config_bool(&cf, "qkv_bias", &c->qkv_bias, e)) < 0) goto out;
   c->has_qkv_bias = r;
   if ((r = oe_fz_config_bool(&cf, "use_mean_pooling", &c->mean_pooling, e)) < 0) goto out;
@@ -87,11 +74,6 @@ static int read_config(const char *path, hf_cfg *c, oe_err *e) {
 out:
   oe_fz_config_free(&cf);
   return rc;
-}
-
-static int cfg_mismatch(oe_err *e, const char *path, const char *key, int64_t cfg, const char *what, int64_t w) {
-  return fail(e, OE_EINVAL, "%s: \"%s\" = %lld disagrees with the weights (%s: %lld)", path, key, (long long)cfg, what,
-              (long long)w);
 }
 
 /* ---- loading ---- */
@@ -193,12 +175,12 @@ int oe_videomae_load(oe_videomae **out, oe_fz_file *f, const oe_videomae_opts *o
     if ((rc = read_config(o->config_path, &hc, e)) != OE_OK) goto fail_;
     have_cfg = 1;
     const char *cp = o->config_path;
-    if (hc.hidden && hc.hidden != D) { rc = cfg_mismatch(e, cp, "hidden_size", hc.hidden, "tubelet projection width", D); goto fail_; }
-    if (hc.layers && hc.layers != c->depth) { rc = cfg_mismatch(e, cp, "num_hidden_layers", hc.layers, "layers found", c->depth); goto fail_; }
-    if (hc.inter && hc.inter != c->mlp) { rc = cfg_mismatch(e, cp, "intermediate_size", hc.inter, "intermediate rows", c->mlp); goto fail_; }
-    if (hc.patch && hc.patch != c->patch) { rc = cfg_mismatch(e, cp, "patch_size", hc.patch, "projection kernel", c->patch); goto fail_; }
-    if (hc.tubelet && hc.tubelet != c->tubelet) { rc = cfg_mismatch(e, cp, "tubelet_size", hc.tubelet, "projection kernel depth", c->tubelet); goto fail_; }
-    if (hc.channels && hc.channels != c->channels) { rc = cfg_mismatch(e, cp, "num_channels", hc.channels, "projection channels", c->channels); goto fail_; }
+    if (hc.enc.hidden && hc.enc.hidden != D) { rc = oe_fz_config_mismatch(e, cp, "hidden_size", hc.enc.hidden, "tubelet projection width", D); goto fail_; }
+    if (hc.enc.layers && hc.enc.layers != c->depth) { rc = oe_fz_config_mismatch(e, cp, "num_hidden_layers", hc.enc.layers, "layers found", c->depth); goto fail_; }
+    if (hc.enc.inter && hc.enc.inter != c->mlp) { rc = oe_fz_config_mismatch(e, cp, "intermediate_size", hc.enc.inter, "intermediate rows", c->mlp); goto fail_; }
+    if (hc.patch && hc.patch != c->patch) { rc = oe_fz_config_mismatch(e, cp, "patch_size", hc.patch, "projection kernel", c->patch); goto fail_; }
+    if (hc.tubelet && hc.tubelet != c->tubelet) { rc = oe_fz_config_mismatch(e, cp, "tubelet_size", hc.tubelet, "projection kernel depth", c->tubelet); goto fail_; }
+    if (hc.channels && hc.channels != c->channels) { rc = oe_fz_config_mismatch(e, cp, "num_channels", hc.channels, "projection channels", c->channels); goto fail_; }
     if (hc.has_qkv_bias && hc.qkv_bias != has_qb) {
       rc = fail(e, OE_EINVAL, "%s: \"qkv_bias\" = %s but the weights have %s '%sencoder.layer.0.attention.attention.q_bias'", cp,
                 hc.qkv_bias ? "true" : "false", has_qb ? "a" : "no", prefix);
@@ -209,19 +191,19 @@ int oe_videomae_load(oe_videomae **out, oe_fz_file *f, const oe_videomae_opts *o
                 hc.mean_pooling ? "true" : "false", has_norm ? "a" : "no", prefix);
       goto fail_;
     }
-    if (hc.heads && o->heads && hc.heads != o->heads) {
-      rc = fail(e, OE_EINVAL, "%s: num_attention_heads = %lld but the heads option says %lld", cp, (long long)hc.heads, (long long)o->heads);
+    if (hc.enc.heads && o->heads && hc.enc.heads != o->heads) {
+      rc = fail(e, OE_EINVAL, "%s: num_attention_heads = %lld but the heads option says %lld", cp, (long long)hc.enc.heads, (long long)o->heads);
       goto fail_;
     }
   }
   c->qkv_bias = has_qb;
   c->mean_pooling = !has_norm;
-  c->heads = o->heads ? o->heads : (have_cfg && hc.heads ? hc.heads : 12);
+  c->heads = o->heads ? o->heads : (have_cfg && hc.enc.heads ? hc.enc.heads : 12);
   if (c->heads < 1 || D % c->heads != 0) {
     rc = fail(e, OE_EINVAL, "%s: width %lld is not divisible by %lld heads", path, (long long)D, (long long)c->heads);
     goto fail_;
   }
-  c->eps = o->eps > 0 ? o->eps : (have_cfg && hc.has_eps ? hc.eps : 1e-12);
+  c->eps = o->eps > 0 ? o->eps : (have_cfg && hc.enc.has_eps ? hc.enc.eps : 1e-12);
   c->frames = o->frames ? o->frames : (have_cfg && hc.frames ? hc.frames : 16);
   c->image_size = o->image_size ? o->image_size : (have_cfg && hc.image ? hc.image : 224);
   if (c->frames < c->tubelet || c->image_size < c->patch) {

@@ -96,9 +96,9 @@ static int blk_exists(const oe_fz_take *t, const char *fmt, int64_t i, const cha
 
 /* the HF config.json values that matter here, checked against the weights later */
 typedef struct {
-  int64_t hidden, layers, heads, inter, image, patch, channels;
-  double eps;
-  int has_eps, qkv_bias;
+  oe_fz_encoder_config enc; /* hidden, layers, heads, inter, eps */
+  int64_t image, patch, channels;
+  int qkv_bias;
 } hf_cfg;
 
 static int read_hf_config(const char *path, hf_cfg *c, oe_err *e) {
@@ -108,34 +108,15 @@ static int read_hf_config(const char *path, hf_cfg *c, oe_err *e) {
   int rc = oe_fz_config_read(path, &cf, e);
   if (rc != OE_OK) return rc;
   rc = OE_EIO;
-  const char *s;
-  int r;
-  if ((r = oe_fz_config_str(&cf, "model_type", &s, e)) < 0) goto out;
-  if (r && strcmp(s, "vit") != 0) { fail(e, OE_EIO, "%s: model_type is \"%s\", expected \"vit\"", path, s); goto out; }
-  if ((r = oe_fz_config_str(&cf, "hidden_act", &s, e)) < 0) goto out;
-  if (r && strcmp(s, "gelu") != 0) {
-    fail(e, OE_EIO, "%s: hidden_act \"%s\" is not supported (only \"gelu\", the erf form)", path, s);
-    goto out;
-  }
-  if (oe_fz_config_int(&cf, "hidden_size", 1, MAX_DIM, &c->hidden, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "num_hidden_layers", 1, MAX_DEPTH, &c->layers, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "num_attention_heads", 1, MAX_DIM, &c->heads, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "intermediate_size", 1, MAX_DIM * 8, &c->inter, e) < 0) goto out;
+  if (oe_fz_config_encoder(&cf, "vit", MAX_DEPTH, &c->enc, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "image_size", 1, MAX_DIM, &c->image, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "patch_size", 1, MAX_DIM, &c->patch, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "num_channels", 1, 64, &c->channels, e) < 0) goto out;
-  if ((r = oe_fz_config_num(&cf, "layer_norm_eps", 1, &c->eps, e)) < 0) goto out;
-  c->has_eps = r;
   if (oe_fz_config_bool(&cf, "qkv_bias", &c->qkv_bias, e) < 0) goto out;
   rc = OE_OK;
 out:
   oe_fz_config_free(&cf);
   return rc;
-}
-
-static int cfg_mismatch(oe_err *e, const char *path, const char *key, int64_t cfg, const char *what, int64_t w) {
-  return fail(e, OE_EINVAL, "%s: \"%s\" = %lld disagrees with the weights (%s: %lld)", path, key, (long long)cfg, what,
-              (long long)w);
 }
 
 static int64_t isqrt(int64_t n) {
@@ -231,27 +212,27 @@ int oe_vit_load(oe_vit **out, oe_fz_file *f, const oe_vit_opts *o, oe_err *e) {
     if ((rc = read_hf_config(o->config_path, &hc, e)) != OE_OK) goto fail_;
     have_cfg = 1;
     const char *cp = o->config_path;
-    if (hc.hidden && hc.hidden != D) { rc = cfg_mismatch(e, cp, "hidden_size", hc.hidden, "patch projection width", D); goto fail_; }
-    if (hc.layers && hc.layers != c->depth) { rc = cfg_mismatch(e, cp, "num_hidden_layers", hc.layers, "blocks found", c->depth); goto fail_; }
-    if (hc.inter && hc.inter != c->mlp) { rc = cfg_mismatch(e, cp, "intermediate_size", hc.inter, "fc1 rows", c->mlp); goto fail_; }
-    if (hc.patch && hc.patch != c->patch) { rc = cfg_mismatch(e, cp, "patch_size", hc.patch, "patch kernel", c->patch); goto fail_; }
-    if (hc.channels && hc.channels != c->channels) { rc = cfg_mismatch(e, cp, "num_channels", hc.channels, "patch channels", c->channels); goto fail_; }
+    if (hc.enc.hidden && hc.enc.hidden != D) { rc = oe_fz_config_mismatch(e, cp, "hidden_size", hc.enc.hidden, "patch projection width", D); goto fail_; }
+    if (hc.enc.layers && hc.enc.layers != c->depth) { rc = oe_fz_config_mismatch(e, cp, "num_hidden_layers", hc.enc.layers, "blocks found", c->depth); goto fail_; }
+    if (hc.enc.inter && hc.enc.inter != c->mlp) { rc = oe_fz_config_mismatch(e, cp, "intermediate_size", hc.enc.inter, "fc1 rows", c->mlp); goto fail_; }
+    if (hc.patch && hc.patch != c->patch) { rc = oe_fz_config_mismatch(e, cp, "patch_size", hc.patch, "patch kernel", c->patch); goto fail_; }
+    if (hc.channels && hc.channels != c->channels) { rc = oe_fz_config_mismatch(e, cp, "num_channels", hc.channels, "patch channels", c->channels); goto fail_; }
     if (hc.image && (hc.image / c->patch) * (hc.image / c->patch) != npos) {
-      rc = cfg_mismatch(e, cp, "image_size", hc.image, "positions without the class token", npos);
+      rc = oe_fz_config_mismatch(e, cp, "image_size", hc.image, "positions without the class token", npos);
       goto fail_;
     }
     if (!hc.qkv_bias) { rc = fail(e, OE_EINVAL, "%s: qkv_bias = false is not supported", cp); goto fail_; }
-    if (hc.heads && o->heads && hc.heads != o->heads) {
-      rc = fail(e, OE_EINVAL, "%s: num_attention_heads = %lld but the heads option says %lld", cp, (long long)hc.heads, (long long)o->heads);
+    if (hc.enc.heads && o->heads && hc.enc.heads != o->heads) {
+      rc = fail(e, OE_EINVAL, "%s: num_attention_heads = %lld but the heads option says %lld", cp, (long long)hc.enc.heads, (long long)o->heads);
       goto fail_;
     }
   }
-  c->heads = o->heads ? o->heads : (have_cfg && hc.heads ? hc.heads : 12);
+  c->heads = o->heads ? o->heads : (have_cfg && hc.enc.heads ? hc.enc.heads : 12);
   if (c->heads < 1 || D % c->heads != 0) {
     rc = fail(e, OE_EINVAL, "%s: width %lld is not divisible by %lld heads", path, (long long)D, (long long)c->heads);
     goto fail_;
   }
-  c->eps = o->eps > 0 ? o->eps : (have_cfg && hc.has_eps ? hc.eps : (layout == OE_VIT_TIMM ? 1e-6 : 1e-12));
+  c->eps = o->eps > 0 ? o->eps : (have_cfg && hc.enc.has_eps ? hc.enc.eps : (layout == OE_VIT_TIMM ? 1e-6 : 1e-12));
   {
     int64_t g = isqrt(npos);
     if (have_cfg && hc.image) g = hc.image / c->patch;

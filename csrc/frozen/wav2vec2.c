@@ -86,9 +86,9 @@ int64_t oe_w2v_frames(const oe_w2v_config *c, int64_t n) {
 typedef struct {
   int n_dim, n_kernel, n_stride;
   int64_t dim[OE_W2V_MAX_CONV], kernel[OE_W2V_MAX_CONV], stride[OE_W2V_MAX_CONV];
-  int64_t hidden, layers, heads, inter, pos_k, pos_g, n_feat;
-  double eps;
-  int has_eps, conv_bias, has_conv_bias, stable, has_stable, layer_norm_features, has_norm;
+  oe_fz_encoder_config enc; /* hidden, layers, heads, inter, eps */
+  int64_t pos_k, pos_g, n_feat;
+  int conv_bias, has_conv_bias, stable, has_stable, layer_norm_features, has_norm;
 } w2v_hf_cfg;
 
 /* the three integer lists of config.json (the scalar reader skips nested values) */
@@ -152,15 +152,11 @@ static int read_hf_config(const char *path, w2v_hf_cfg *c, oe_err *e) {
   rc = OE_EIO;
   const char *s;
   int r;
-  if ((r = oe_fz_config_str(&cf, "model_type", &s, e)) < 0) goto out;
-  if (r && strcmp(s, "wav2vec2") != 0) { fail(e, OE_EIO, "%s: model_type is \"%s\", expected \"wav2vec2\"", path, s); goto out; }
-  static const char *const acts[] = { "hidden_act", "feat_extract_activation" };
-  for (int i = 0; i < 2; i++) {
-    if ((r = oe_fz_config_str(&cf, acts[i], &s, e)) < 0) goto out;
-    if (r && strcmp(s, "gelu") != 0) {
-      fail(e, OE_EIO, "%s: %s \"%s\" is not supported (only \"gelu\", the erf form)", path, acts[i], s);
-      goto out;
-    }
+  if (oe_fz_config_encoder(&cf, "wav2vec2", MAX_DEPTH, &c->enc, e) < 0) goto out;
+  if ((r = oe_fz_config_str(&cf, "feat_extract_activation", &s, e)) < 0) goto out;
+  if (r && strcmp(s, "gelu") != 0) {
+    fail(e, OE_EIO, "%s: feat_extract_activation \"%s\" is not supported (only \"gelu\", the erf form)", path, s);
+    goto out;
   }
   if ((r = oe_fz_config_str(&cf, "feat_extract_norm", &s, e)) < 0) goto out;
   if (r) {
@@ -178,15 +174,9 @@ static int read_hf_config(const char *path, w2v_hf_cfg *c, oe_err *e) {
     if (oe_fz_config_bool(&cf, "add_adapter", &adapter, e) < 0) goto out;
     if (adapter) { fail(e, OE_EIO, "%s: add_adapter = true is not supported", path); goto out; }
   }
-  if (oe_fz_config_int(&cf, "hidden_size", 1, MAX_DIM, &c->hidden, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "num_hidden_layers", 1, MAX_DEPTH, &c->layers, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "num_attention_heads", 1, MAX_DIM, &c->heads, e) < 0) goto out;
-  if (oe_fz_config_int(&cf, "intermediate_size", 1, MAX_DIM * 8, &c->inter, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "num_conv_pos_embeddings", 1, 4096, &c->pos_k, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "num_conv_pos_embedding_groups", 1, MAX_DIM, &c->pos_g, e) < 0) goto out;
   if (oe_fz_config_int(&cf, "num_feat_extract_layers", 1, OE_W2V_MAX_CONV, &c->n_feat, e) < 0) goto out;
-  if ((r = oe_fz_config_num(&cf, "layer_norm_eps", 1, &c->eps, e)) < 0) goto out;
-  c->has_eps = r;
   rc = OE_OK;
 out:
   oe_fz_config_free(&cf);
@@ -206,10 +196,6 @@ static int get2(oe_fz_take *t, const char *key, int64_t a, int64_t b, const floa
 static int keyf(char *buf, size_t n, const char *fmt, int64_t i, const char *rest) {
   int w = snprintf(buf, n, fmt, (long long)i, rest);
   return w > 0 && (size_t)w < n;
-}
-
-static int mismatch(oe_err *e, const char *path, const char *key, int64_t cfg, const char *what, int64_t w) {
-  return fail(e, OE_EINVAL, "%s: \"%s\" = %lld disagrees with the weights (%s: %lld)", path, key, (long long)cfg, what, (long long)w);
 }
 
 int oe_w2v_load(oe_w2v **out, oe_fz_file *f, const oe_w2v_opts *o, oe_err *e) {
@@ -311,7 +297,7 @@ int oe_w2v_load(oe_w2v **out, oe_fz_file *f, const oe_w2v_opts *o, oe_err *e) {
     int is_base = c->n_conv == 7;
     for (int i = 0; is_base && i < 7; i++) is_base = c->conv_kernel[i] == base_k[i];
     if (have_cfg && hc.n_stride) {
-      if (hc.n_stride != c->n_conv) { rc = mismatch(e, o->config_path, "conv_stride", hc.n_stride, "convolutions found", c->n_conv); goto fail_; }
+      if (hc.n_stride != c->n_conv) { rc = oe_fz_config_mismatch(e, o->config_path, "conv_stride", hc.n_stride, "convolutions found", c->n_conv); goto fail_; }
       for (int i = 0; i < c->n_conv; i++) c->conv_stride[i] = hc.stride[i];
     } else if (is_base) {
       for (int i = 0; i < 7; i++) c->conv_stride[i] = base_s[i];
@@ -323,31 +309,31 @@ int oe_w2v_load(oe_w2v **out, oe_fz_file *f, const oe_w2v_opts *o, oe_err *e) {
   }
   if (have_cfg) {
     const char *cp = o->config_path;
-    if (hc.n_dim && hc.n_dim != c->n_conv) { rc = mismatch(e, cp, "conv_dim", hc.n_dim, "convolutions found", c->n_conv); goto fail_; }
-    if (hc.n_kernel && hc.n_kernel != c->n_conv) { rc = mismatch(e, cp, "conv_kernel", hc.n_kernel, "convolutions found", c->n_conv); goto fail_; }
-    if (hc.n_feat && hc.n_feat != c->n_conv) { rc = mismatch(e, cp, "num_feat_extract_layers", hc.n_feat, "convolutions found", c->n_conv); goto fail_; }
+    if (hc.n_dim && hc.n_dim != c->n_conv) { rc = oe_fz_config_mismatch(e, cp, "conv_dim", hc.n_dim, "convolutions found", c->n_conv); goto fail_; }
+    if (hc.n_kernel && hc.n_kernel != c->n_conv) { rc = oe_fz_config_mismatch(e, cp, "conv_kernel", hc.n_kernel, "convolutions found", c->n_conv); goto fail_; }
+    if (hc.n_feat && hc.n_feat != c->n_conv) { rc = oe_fz_config_mismatch(e, cp, "num_feat_extract_layers", hc.n_feat, "convolutions found", c->n_conv); goto fail_; }
     for (int i = 0; i < c->n_conv; i++) {
-      if (hc.n_dim && hc.dim[i] != c->conv_dim[i]) { rc = mismatch(e, cp, "conv_dim", hc.dim[i], "conv channels", c->conv_dim[i]); goto fail_; }
-      if (hc.n_kernel && hc.kernel[i] != c->conv_kernel[i]) { rc = mismatch(e, cp, "conv_kernel", hc.kernel[i], "conv kernel", c->conv_kernel[i]); goto fail_; }
+      if (hc.n_dim && hc.dim[i] != c->conv_dim[i]) { rc = oe_fz_config_mismatch(e, cp, "conv_dim", hc.dim[i], "conv channels", c->conv_dim[i]); goto fail_; }
+      if (hc.n_kernel && hc.kernel[i] != c->conv_kernel[i]) { rc = oe_fz_config_mismatch(e, cp, "conv_kernel", hc.kernel[i], "conv kernel", c->conv_kernel[i]); goto fail_; }
     }
-    if (hc.has_conv_bias && hc.conv_bias != c->conv_bias) { rc = mismatch(e, cp, "conv_bias", hc.conv_bias, "conv bias present", c->conv_bias); goto fail_; }
+    if (hc.has_conv_bias && hc.conv_bias != c->conv_bias) { rc = oe_fz_config_mismatch(e, cp, "conv_bias", hc.conv_bias, "conv bias present", c->conv_bias); goto fail_; }
     if (hc.has_norm && hc.layer_norm_features != c->layer_norm_features) {
       rc = fail(e, OE_EINVAL, "%s: feat_extract_norm is \"%s\" but the weights have %s", cp, hc.layer_norm_features ? "layer" : "group",
                 c->layer_norm_features ? "a layer_norm after every convolution" : "a norm on the first convolution only");
       goto fail_;
     }
-    if (hc.hidden && hc.hidden != D) { rc = mismatch(e, cp, "hidden_size", hc.hidden, "projection width", D); goto fail_; }
-    if (hc.layers && hc.layers != c->layers) { rc = mismatch(e, cp, "num_hidden_layers", hc.layers, "layers found", c->layers); goto fail_; }
-    if (hc.inter && hc.inter != c->inter) { rc = mismatch(e, cp, "intermediate_size", hc.inter, "intermediate_dense rows", c->inter); goto fail_; }
-    if (hc.pos_k && hc.pos_k != c->pos_kernel) { rc = mismatch(e, cp, "num_conv_pos_embeddings", hc.pos_k, "positional kernel", c->pos_kernel); goto fail_; }
-    if (hc.pos_g && hc.pos_g != c->pos_groups) { rc = mismatch(e, cp, "num_conv_pos_embedding_groups", hc.pos_g, "positional groups", c->pos_groups); goto fail_; }
-    if (hc.heads) c->heads = hc.heads;
-    if (hc.has_eps) c->eps = hc.eps;
+    if (hc.enc.hidden && hc.enc.hidden != D) { rc = oe_fz_config_mismatch(e, cp, "hidden_size", hc.enc.hidden, "projection width", D); goto fail_; }
+    if (hc.enc.layers && hc.enc.layers != c->layers) { rc = oe_fz_config_mismatch(e, cp, "num_hidden_layers", hc.enc.layers, "layers found", c->layers); goto fail_; }
+    if (hc.enc.inter && hc.enc.inter != c->inter) { rc = oe_fz_config_mismatch(e, cp, "intermediate_size", hc.enc.inter, "intermediate_dense rows", c->inter); goto fail_; }
+    if (hc.pos_k && hc.pos_k != c->pos_kernel) { rc = oe_fz_config_mismatch(e, cp, "num_conv_pos_embeddings", hc.pos_k, "positional kernel", c->pos_kernel); goto fail_; }
+    if (hc.pos_g && hc.pos_g != c->pos_groups) { rc = oe_fz_config_mismatch(e, cp, "num_conv_pos_embedding_groups", hc.pos_g, "positional groups", c->pos_groups); goto fail_; }
+    if (hc.enc.heads) c->heads = hc.enc.heads;
+    if (hc.enc.has_eps) c->eps = hc.enc.eps;
     if (hc.has_stable) c->stable = hc.stable;
   }
   if (o->heads) {
-    if (have_cfg && hc.heads && hc.heads != o->heads) {
-      rc = fail(e, OE_EINVAL, "%s: num_attention_heads = %lld but the heads option says %lld", o->config_path, (long long)hc.heads, (long long)o->heads);
+    if (have_cfg && hc.enc.heads && hc.enc.heads != o->heads) {
+      rc = fail(e, OE_EINVAL, "%s: num_attention_heads = %lld but the heads option says %lld", o->config_path, (long long)hc.enc.heads, (long long)o->heads);
       goto fail_;
     }
     c->heads = o->heads;
