@@ -2,6 +2,22 @@
 local core = require "oneencoder.core"
 local B = {}
 
+-- median of a list of numbers (sorts it in place); nil when empty
+function B.median(t)
+  if #t == 0 then return nil end
+  table.sort(t)
+  return #t % 2 == 1 and t[(#t + 1) // 2] or (t[#t // 2] + t[#t // 2 + 1]) / 2
+end
+
+-- the 1-minute load average, or nil where /proc/loadavg cannot be read
+function B.load_average()
+  local f = io.open("/proc/loadavg")
+  if not f then return nil end
+  local l = f:read("n")
+  f:close()
+  return l
+end
+
 -- median seconds of fn() over reps runs after one warm-up run
 function B.median_time(fn, reps)
   reps = reps or 5
@@ -47,12 +63,7 @@ function B.interleaved(ours, reference, rounds)
     local r = reference and reference()
     if r then for _, t in ipairs(r) do b[#b + 1] = t end end
   end
-  local function median(t)
-    if #t == 0 then return nil end
-    table.sort(t)
-    return #t % 2 == 1 and t[(#t + 1) // 2] or (t[#t // 2] + t[#t // 2 + 1]) / 2
-  end
-  return median(a), median(b), #a, #b
+  return B.median(a), B.median(b), #a, #b
 end
 
 -- samples(fn, n): n timed runs of fn (no warm-up), as a list of seconds

@@ -13,7 +13,8 @@
 package.path = "bench/?.lua;" .. package.path
 local oe = require "oneencoder"
 local core = oe.core
-local report = require("common").report
+local B = require "common"
+local report, median = B.report, B.median
 
 local D, M = 768, 3072
 
@@ -137,10 +138,6 @@ do
   end
 end
 
-local function median(t)
-  table.sort(t)
-  return t[(#t + 1) // 2]
-end
 
 -- reps of: ours (wall, cpu), torch (wall, cpu), extra(); medians
 local function interleaved(reps, ours, what, extra)

@@ -18,7 +18,8 @@
 package.path = "bench/?.lua;" .. package.path
 local oe = require "oneencoder"
 local core = oe.core
-local report = require("common").report
+local B = require "common"
+local report, median, time_of, load_average = B.report, B.median, B.median_time, B.load_average
 
 local ROUNDS, SPEECH_REPS, MB1_REPS, MB8_REPS = 3, 3, 20, 3
 
@@ -49,30 +50,8 @@ local function ort(args)
   return tonumber(out:match("ort_seconds:%s*([%d%.eE+-]+)"))
 end
 
-local function median(t)
-  table.sort(t)
-  return t[(#t + 1) // 2]
-end
 
--- median wall seconds of fn over reps runs after one warm-up
-local function time_of(fn, reps)
-  fn()
-  local t = {}
-  for i = 1, reps do
-    local t0 = core.now()
-    fn()
-    t[i] = core.now() - t0
-  end
-  return median(t)
-end
 
-local function load_average()
-  local f = io.open("/proc/loadavg")
-  if not f then return nil end
-  local l = f:read("n")
-  f:close()
-  return l
-end
 
 -- the reference's 60 s of int16-range audio (bench/onnx_ort_bench.js), as [-1, 1] floats
 local function speech(seconds)

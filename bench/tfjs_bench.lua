@@ -10,7 +10,8 @@
 package.path = "bench/?.lua;" .. package.path
 local oe = require "oneencoder"
 local core = oe.core
-local report = require("common").report
+local B = require "common"
+local report, median, time_of, load_average = B.report, B.median, B.median_time, B.load_average
 
 local BATCH, ROUNDS, OUR_REPS, TFJS_REPS = 16, 2, 3, 1
 local MODEL = "data/nsfwjs/mobilenet_v2"
@@ -38,32 +39,11 @@ local function tfjs_seconds()
   return tonumber(out:match("tfjs_seconds:%s*([%d%.eE+-]+)"))
 end
 
-local function median(t)
-  table.sort(t)
-  return t[(#t + 1) // 2]
-end
-local function time_of(fn, reps)
-  fn()
-  local t = {}
-  for i = 1, reps do
-    local t0 = core.now()
-    fn()
-    t[i] = core.now() - t0
-  end
-  return median(t)
-end
-local function load_average()
-  local f = io.open("/proc/loadavg")
-  if not f then return -1 end
-  local l = f:read("n")
-  f:close()
-  return l
-end
 
 local threads = {}
 for i = 1, #arg do threads[#threads + 1] = tonumber(arg[i]) end
 if #threads == 0 then threads = { 1, 2 } end
-report("tfjs_loadavg_at_start", load_average(), "%.2f")
+report("tfjs_loadavg_at_start", load_average() or -1, "%.2f")
 report("tfjs_reference_available", have_tfjs and 1 or 0, "%d")
 print("OMP_WAIT_POLICY: " .. (os.getenv("OMP_WAIT_POLICY") or "unset"))
 local m = exists(MODEL .. "/model.json") and assert(oe.tfjs.load(MODEL .. "/model.json"))
@@ -102,4 +82,4 @@ if #theirs > 0 then
   end
 end
 report("tfjs_arena_bytes", m:arena_bytes(), "%d")
-report("tfjs_loadavg_at_end", load_average(), "%.2f")
+report("tfjs_loadavg_at_end", load_average() or -1, "%.2f")

@@ -12,7 +12,8 @@
 package.path = "bench/?.lua;" .. package.path
 local oe = require "oneencoder"
 local core = oe.core
-local report = require("common").report
+local B = require "common"
+local report, median = B.report, B.median
 
 local D, M, LAYERS = 768, 3072, 12
 
@@ -97,10 +98,6 @@ oe.manual_seed(1)
 local x = oe.normal({ 2, 16, 3, 224, 224 }, 0, 1)
 enc:forward(x)                                               -- warm-up: pages, scratch
 
-local function median(t)
-  table.sort(t)
-  return #t % 2 == 1 and t[(#t + 1) // 2] or (t[#t // 2] + t[#t // 2 + 1]) / 2
-end
 local ow, oc, tw, tc = {}, {}, {}, {}
 for i = 1, rounds do
   local t0, c0 = core.now(), os.clock()

@@ -13,6 +13,7 @@ package.path = "bench/?.lua;" .. package.path
 local oe = require "oneencoder"
 local core = oe.core
 local B = require "common"
+local median = B.median
 local report = B.report
 
 local BATCH, SECONDS, REPS = 4, 10, 3
@@ -86,10 +87,6 @@ for i = 1, rounds do
   end
   print(string.format("round %d: ours %.2f s (%.2f CPU s), torchaudio %s", i, r.w[i], r.c[i],
     r.tw[#r.tw] and string.format("%.2f s (%.2f CPU s)", r.tw[#r.tw], r.tc[#r.tc]) or "unavailable"))
-end
-local function median(t)
-  table.sort(t)
-  return t[(#t + 1) // 2]
 end
 report("w2v_base_b4_10s_seconds", median(r.w))
 report("w2v_base_b4_10s_cpu_seconds", median(r.c))
