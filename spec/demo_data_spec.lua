@@ -7,30 +7,9 @@ local audio = require "oneencoder.audio"
 local video = require "oneencoder.video"
 local data = require "demo.data"
 
-local q = data.shell_quote
--- shell commands without the sanitizer runtime `make sanitize` preloads (as data.lua does)
-local PRE = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) and "unset LD_PRELOAD; " or ""
-local function sh(cmd) return os.execute(PRE .. cmd) end
+local F = require "demo_files"
+local q, sh, tmpdir, rmdir, write, read = F.q, F.sh, F.tmpdir, F.rmdir, F.write, F.read
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(sh("mkdir -p " .. q(d)))
-  return d
-end
-local function rmdir(d) sh("rm -rf " .. q(d)) end
-local function write(path, s)
-  sh("mkdir -p " .. q(path:match("^(.*)/")))
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
 local function gzip_to(path, s)
   write(path .. ".raw", s)
   assert(sh("gzip -c " .. q(path .. ".raw") .. " > " .. q(path)))

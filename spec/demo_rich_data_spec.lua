@@ -12,33 +12,8 @@ local npm = require "demo.npm"
 local rich = require "demo.rich"
 local data = require "demo.data"
 
-local q = data.shell_quote
-local PRE = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) and "unset LD_PRELOAD; " or ""
-local function sh(cmd) return os.execute(PRE .. cmd) end
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(sh("mkdir -p " .. q(d)))
-  return d
-end
-local function rmdir(d) sh("rm -rf " .. q(d)) end
-local function write(path, s)
-  sh("mkdir -p " .. q(path:match("^(.*)/")))
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local F = require "demo_files"
+local q, sh, tmpdir, rmdir, write, read, exists = F.q, F.sh, F.tmpdir, F.rmdir, F.write, F.read, F.exists
 
 describe("caption cleaning (hand-worked cases)", function()
   it("words(): file-name noise out, camelCase split, digits dropped, lowercase", function()
