@@ -43,14 +43,30 @@ function B.python(script, args)
   local ok = os.execute("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1")
   if not ok then return nil end
   local core_name = core.info().blas_core
-  local p = io.popen(string.format("OPENBLAS_CORETYPE=%s /usr/bin/python3 %s %s 2>/dev/null", core_name, script, args or ""))
+  return B.figures(string.format("OPENBLAS_CORETYPE=%s /usr/bin/python3 %s %s 2>/dev/null", core_name, script, args or ""))
+end
+
+-- figures(cmd, echo) -> {name = number}: runs cmd and reads its `name: value` lines (echoing
+-- every line when echo is true)
+function B.figures(cmd, echo)
+  local p = io.popen(cmd)
   local out = {}
   for line in p:lines() do
+    if echo then print(line) end
     local k, v = line:match("^([%w_]+):%s*([%d%.eE+-]+)")
     if k then out[k] = tonumber(v) end
   end
   p:close()
   return out
+end
+
+-- print_machine(info): the CPU, the BLAS kernels, OpenMP's wait policy (children inherit it)
+-- and the load average, so figures from different machines or loads are never mixed
+function B.print_machine(info)
+  print("cpu: " .. tostring(info.cpu) .. ", blas_core: " .. tostring(info.blas_core) .. ", OMP_WAIT_POLICY: "
+    .. (os.getenv("OMP_WAIT_POLICY") or "unset") .. " (the reference inherits it)")
+  local f = io.open("/proc/loadavg")
+  if f then print("load average at start: " .. f:read("l")); f:close() end
 end
 
 -- interleaved(ours, reference, rounds): the machine is shared and noisy, so alternate

@@ -53,8 +53,7 @@ oe.set_num_threads(threads)
 oe.manual_seed(0)
 local info = oe.info()
 report("threads", threads, "%d")
-print("cpu: " .. tostring(info.cpu) .. ", blas_core: " .. tostring(info.blas_core) .. ", OMP_WAIT_POLICY: "
-  .. (os.getenv("OMP_WAIT_POLICY") or "unset") .. " (the reference inherits it)")
+B.print_machine(info)
 
 -- ---- random weights: ViT-B/16 (timm) and BERT-base (HF) in one file ----
 local function lin(t, name, o, i, std)
@@ -216,14 +215,7 @@ collectgarbage("collect")
 
 -- ---- peak RSS in a child that only maps the file and embeds ----
 do
-  local p = io.popen(string.format("lua5.4 bench/frozen_bench.lua --child '%s' %d", path, threads))
-  local child = {}
-  for line in p:lines() do
-    print(line)
-    local k, v = line:match("^([%w_]+):%s*([%d%.eE+-]+)")
-    if k then child[k] = tonumber(v) end
-  end
-  p:close()
+  local child = B.figures(string.format("lua5.4 bench/frozen_bench.lua --child '%s' %d", path, threads), true)
   if child.frozen_peak_rss_mb then
     report("frozen_rss_budget_mb", fsize / 2 ^ 20 + 400, "%.0f")
     report("frozen_peak_rss_over_weights_mb", child.frozen_peak_rss_mb - fsize / 2 ^ 20, "%.0f")

@@ -52,10 +52,7 @@ local rounds = tonumber(arg[2]) or 3
 oe.set_num_threads(threads)
 local info = oe.info()
 report("threads", threads, "%d")
-print("cpu: " .. tostring(info.cpu) .. ", blas_core: " .. tostring(info.blas_core) .. ", OMP_WAIT_POLICY: "
-  .. (os.getenv("OMP_WAIT_POLICY") or "unset") .. " (the reference inherits it)")
-local f = io.open("/proc/loadavg")
-if f then print("loadavg at start: " .. f:read("l")); f:close() end
+B.print_machine(info)
 
 local path = os.tmpname() .. ".safetensors"
 assert(os.execute(string.format("lua5.4 bench/videomae_bench.lua --write '%s'", path)))

@@ -48,10 +48,7 @@ local rounds = tonumber(arg[2]) or 3
 oe.set_num_threads(threads)
 local info = oe.info()
 report("threads", threads, "%d")
-print("cpu: " .. tostring(info.cpu) .. ", blas_core: " .. tostring(info.blas_core) .. ", OMP_WAIT_POLICY: "
-  .. (os.getenv("OMP_WAIT_POLICY") or "unset") .. " (the reference inherits it)")
-local f = io.open("/proc/loadavg")
-if f then print("load average at start: " .. f:read("l")); f:close() end
+B.print_machine(info)
 
 local dir = os.getenv("OE_W2V_BENCH_DIR") or "/tmp/oe_w2v_base_bench"
 if not core.fs_stat(dir .. "/model.safetensors") then
@@ -66,14 +63,7 @@ report("w2v_weights_file_mb", wsize, "%.0f")
 local function ours()
   local cmd = string.format("LUA_PATH='%s' LUA_CPATH='%s' lua5.4 bench/wav2vec2_bench.lua --child '%s' %d", package.path,
     package.cpath, dir, threads)
-  local p = io.popen(cmd)
-  local out = {}
-  for line in p:lines() do
-    local k, v = line:match("^([%w_]+):%s*([%d%.eE+-]+)")
-    if k then out[k] = tonumber(v) end
-  end
-  p:close()
-  return out
+  return B.figures(cmd)
 end
 
 local r = { w = {}, c = {}, rss = 0, tw = {}, tc = {}, trss = 0 }
