@@ -1,18 +1,20 @@
 #!/bin/sh
 # Installs the Debian packages oneencoder needs, when they are missing.
 #   sh scripts/install-deps.sh lib     the library only: compiler, Lua headers, LuaRocks, the C libraries
-#   sh scripts/install-deps.sh test    lib + busted and the tools the specs call (ffmpeg, npm for the vocabulary, Open MPI for oe.dist)
-#   sh scripts/install-deps.sh demo    test + espeak-ng (speech for the demo data), rsvg-convert, LuaExpat and dkjson (drawings, emoji)
+#   sh scripts/install-deps.sh test    lib + busted and the tools the specs call (ffmpeg, npm/node for the pinned
+#                                      vocabulary and weights, Open MPI for oe.dist, espeak-ng for speech,
+#                                      rsvg-convert, LuaExpat and dkjson for the demo data's drawings and emoji)
+#   sh scripts/install-deps.sh demo    the same as test (the demo uses the same tools)
 #   sh scripts/install-deps.sh bench   lib + Debian's PyTorch and torchvision (the references in bench/)
 #   sh scripts/install-deps.sh fuzz    lib + clang 14 with libFuzzer and its sanitizer runtimes (make fuzz)
 # As root it runs apt-get itself; otherwise it prints the exact command.
 LIB="lua5.4 liblua5.4-dev luarocks pkg-config gcc make libopenblas-dev libsndfile1-dev libturbojpeg0-dev \
 libpng-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libfftw3-dev libutf8proc-dev libxxhash-dev libprotobuf-c-dev libwebp-dev zip unzip"
-TEST="$LIB lua-busted ffmpeg openmpi-bin libopenmpi-dev"
+TEST="$LIB lua-busted ffmpeg openmpi-bin libopenmpi-dev espeak-ng librsvg2-bin lua-expat lua-dkjson"
 case "${1:-test}" in
   lib) PKGS="$LIB" ;;
   test) PKGS="$TEST" ;;
-  demo) PKGS="$TEST espeak-ng librsvg2-bin lua-expat lua-dkjson" ;;
+  demo) PKGS="$TEST" ;;
   bench) PKGS="$LIB python3-torch python3-torchvision python3-numpy" ;;
   fuzz) PKGS="$LIB clang-14 libfuzzer-14-dev libclang-rt-14-dev" ;;
   *) echo "install-deps.sh: unknown group '$1' (lib, test, demo, bench, fuzz)" >&2; exit 2 ;;
