@@ -165,6 +165,76 @@ describe("trainers", function()
     assert.is_true(n_frozen > 20)
   end)
 
+  it("group_by_length: batches of neighbouring lengths, every pair once, a partial batch last", function()
+    -- 1,000 pairs, distinct lengths: item i of the a side has length len[i], a permutation of 1..1000
+    local NB, n = 8, 1000
+    local gen0 = oe.Generator(3)
+    local len = gen0:permutation(n)
+    local pairs_list = {}
+    for i = 1, n do pairs_list[i] = { i, i } end
+    local order = gen0:permutation(n)
+    local out = oe.train._length_grouped(order, pairs_list, len, NB, oe.Generator(4))
+    assert.are.equal(n, #out)
+    local seen = {}
+    for _, k in ipairs(out) do assert.is_nil(seen[k]); seen[k] = true end
+    -- runs of 400 pairs (50 batches): each full batch holds NB consecutive ranks of its run's lengths
+    local per_run = 50 * NB
+    for s0 = 1, n, per_run do
+      local run_n = math.min(per_run, n - s0 + 1)
+      local sorted = {}
+      for i = s0, s0 + run_n - 1 do sorted[#sorted + 1] = len[out[i]] end
+      table.sort(sorted)
+      local rank = {}
+      for r, v in ipairs(sorted) do rank[v] = r end
+      local full = run_n // NB
+      local starts = {}
+      for b = 0, full - 1 do
+        local lo, hi = math.huge, -math.huge
+        for i = s0 + b * NB, s0 + b * NB + NB - 1 do
+          lo, hi = math.min(lo, rank[len[out[i]]]), math.max(hi, rank[len[out[i]]])
+        end
+        assert.are.equal(NB - 1, hi - lo)
+        assert.are.equal(1, (lo - 1) % NB + 1) -- aligned to the sorted run's batches
+        starts[#starts + 1] = lo
+      end
+      -- the batches are not left in sorted order (the run's 50 batches are shuffled)
+      if full > 2 then
+        local ascending = true
+        for b = 2, #starts do if starts[b] < starts[b - 1] then ascending = false end end
+        assert.is_false(ascending)
+      end
+      -- the partial batch (only in the last run) holds the run's longest items
+      for i = s0 + full * NB, s0 + run_n - 1 do assert.is_true(rank[len[out[i]]] > full * NB) end
+    end
+    -- the same generators give the same order
+    local again = oe.train._length_grouped(order, pairs_list, len, NB, oe.Generator(4))
+    assert.are.same(out, again)
+  end)
+
+  it("group_by_length trains: fewer padded positions per batch, the loss falls", function()
+    local A, B = toy_sets(96, 8)
+    local m = small_model(8)
+    local padded = { [false] = 0, [true] = 0 }
+    local res
+    for _, g in ipairs({ false, true }) do
+      local orig = A.batch
+      A.batch = function(self, ids)
+        local x, l = orig(self, ids)
+        local lmax = 0
+        for _, v in ipairs(l) do lmax = math.max(lmax, v) end
+        for _, v in ipairs(l) do padded[g] = padded[g] + (lmax - v) end
+        return x, l
+      end
+      oe.manual_seed(0)
+      m = small_model(8)
+      res = oe.train.align(m, { a = { name = "image", set = A }, b = { name = "text", set = B }, epochs = 3, batch_size = 16,
+        progress = false, group_by_length = g, seed = 7 })
+      A.batch = orig
+    end
+    assert.is_true(padded[true] < padded[false] / 2, string.format("padding %d grouped vs %d", padded[true], padded[false]))
+    assert.is_true(res.history[3].train_loss < res.history[1].train_loss)
+  end)
+
   it("drop-duplicates keeps pairs that share an item from being negatives", function()
     local ea = oe.F.normalize(oe.tensor({ { 1, 0 }, { 1, 0 }, { 0, 1 } }))
     local eb = oe.F.normalize(oe.tensor({ { 1, 0.1 }, { 1, -0.1 }, { 0, 1 } }))
