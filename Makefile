@@ -100,7 +100,7 @@ bench: deps-lib
 	@$(LUA) bench/machine.lua
 	@for f in $(filter-out bench/common.lua bench/machine.lua,$(wildcard bench/*.lua)); do echo "# $$f"; $(LUA) $$f || exit 1; done
 
-# make demo DEMO_ARGS="--ablations" (or --fresh, --quick)
+# make demo: the pretrained pipeline; DEMO_ARGS="--builtin" the weight-free one (also --fresh, --quick, --ablations)
 demo: deps
 	@sh scripts/install-deps.sh demo
 	@$(MAKE) --no-print-directory all

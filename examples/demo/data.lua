@@ -986,7 +986,7 @@ end
 --   root (OE_DATA_DIR or ./data), progress (false), seed (1234),
 --   n_train (2000 Fashion-MNIST training images, class-balanced), n_test (10000),
 --   digits_test (500 of the 1797 digits held out; the rest train),
---   n_speech_train (800), n_speech_test (200) spoken captions,
+--   n_speech_train (800), n_speech_test (200) spoken captions, voices (D.voices(): {train, test}),
 --   n_clips_train (200), n_clips_test (100) clips; frames (16), size (64), fps (8), codec,
 --   workers (2) synthesis processes.
 function D.prepare(opts)
@@ -1051,7 +1051,7 @@ function D.prepare(opts)
   end
   -- 4. spoken captions: (caption, voice) pairs drawn without replacement, classes cycled
   t0 = now()
-  local voices = D.voices()
+  local voices = opts.voices or D.voices()
   S.voices = voices
   S.speech = {}
   for _, split in ipairs({ "train", "test" }) do

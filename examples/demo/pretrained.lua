@@ -1,16 +1,16 @@
--- examples/demo/pretrained.lua: the main job on real pretrained encoders (issue 13), work in
--- progress: `lua5.4 examples/demo.lua --pretrained [--quick] [--fresh]` runs it (the default of
--- `make demo` is still the built-in pipeline until a full run is measured).
+-- examples/demo/pretrained.lua: the main job on real pretrained encoders, what `make demo` runs
+-- (`lua5.4 examples/demo.lua [--quick] [--fresh]`; --builtin runs the weight-free pipeline instead).
 --   step 1   image <-> text   drawings (Open Clip Art) and emoji (Noto, Twemoji) with their
 --                             captions, Fashion-MNIST and digits with class captions
 --   step 2   audio  -> text   spoken names and class captions (espeak-ng voices), the UP frozen
 --   step 2   video  -> text   animated Fluent emoji with their names
 -- Encoders: MobileNetV2 (nsfwjs, pooled 1280-d: one token per image, one per video frame),
 -- GloVe 100-d (one token per word), the speech embedding (one 96-d token per 80 ms).
--- Then evaluation on held-out data (next to the untrained UP) and runs/demo_pretrained/report.md.
+-- Then evaluation on held-out data (next to the untrained UP) and runs/demo/report.md.
 local oe = require "oneencoder"
 local data = require "demo.data"
 local rich = require "demo.rich"
+local augment = require "demo.augment"
 local core = oe.core
 
 local P = {}
@@ -34,7 +34,7 @@ end
 
 function P.run(flags)
   local QUICK = flags.quick
-  local RUN = os.getenv("OE_RUN_DIR") or "runs/demo_pretrained"
+  local RUN = os.getenv("OE_RUN_DIR") or "runs/demo"
   local T0 = core.now()
   oe.set_num_threads(tonumber(os.getenv("OE_THREADS") or "2"))
   if flags.fresh then os.execute("rm -rf '" .. RUN .. "'") end
@@ -96,8 +96,12 @@ function P.run(flags)
   local img_key = function(it) return it.key end
   local text_key = function(it) return "t:" .. it.text end
   local text_input = function(it) return it.text end
-  local wav_key = function(it) return "a:" .. it.path end
-  local wav_input = function(it) return enc.audio:load(it.path) end
+  local wav_key = function(it) return (it.aug and ("aug:" .. it.aug .. ":") or "a:") .. it.path end
+  local wav_input = function(it)
+    local w, err = enc.audio:load(it.path)
+    if w and it.aug then w = augment.apply(it.aug, w) end
+    return w, err
+  end
   local vid_key = function(it) return "v:" .. it.path end
   local vid_input = function(it) return it.path end
 
@@ -126,6 +130,9 @@ function P.run(flags)
   for i, it in ipairs(dtrain) do local l = caps_by["digits" .. it.label]; add_pair(it, l[(i * 7) % #l + 1]) end
   for _, it in ipairs(drawings_train) do add_pair({ path = it.path, key = "oc:" .. it.id }, it.caption) end
   for _, it in ipairs(emoji_train) do add_pair({ path = it.path, key = "em:" .. it.style .. ":" .. it.code }, it.caption) end
+  -- the 3D renders of training concepts with their names (a third drawing style; the animated
+  -- emoji of step 2 share its look, the held-out concepts' renders are the video -> image gallery)
+  for _, it in ipairs(take(S.fluent_3d.train, N.emoji, 15)) do add_pair({ webp = it.path, key = "3d:" .. it.code }, it.caption) end
   local function make_pairs(strings)
     local items, index, pairs_ = {}, {}, {}
     for i, t in ipairs(strings) do
@@ -141,8 +148,20 @@ function P.run(flags)
     spoken_train[#spoken_train + 1] = { path = it.path, text = it.text, source = "class" }
   end
   local class_speech_test = take(S.speech.test, N.class_speech_test, 14)
+  -- the audio stage's items: the spoken items above, then every vocabulary word and class caption
+  -- again in each augmentation (demo/augment.lua: telephone band after a silent lead as the real
+  -- prompts are, 0.9x and 1.1x speed); trained in batches of similar lengths
+  local aud_items = {}
+  for i, it in ipairs(spoken_train) do aud_items[i] = it end
+  for _, kind in ipairs(augment.KINDS) do
+    for _, it in ipairs(spoken_train) do
+      if it.source == "vocabulary" or it.source == "class" then
+        aud_items[#aud_items + 1] = { path = it.path, text = it.text, source = it.source, aug = kind }
+      end
+    end
+  end
   local sp_strings = {}
-  for i, it in ipairs(spoken_train) do sp_strings[i] = it.text end
+  for i, it in ipairs(aud_items) do sp_strings[i] = it.text end
   local sp_items, pairs_a = make_pairs(sp_strings)
   -- step-2 video pairs
   local videos_train = take(S.videos.train, N.videos, 6)
@@ -171,7 +190,7 @@ function P.run(flags)
   local F = {
     img1 = features("image", img1, img_key, img_input),
     cap1 = features("text", cap1_items, text_key, text_input),
-    aud = features("audio", spoken_train, wav_key, wav_input),
+    aud = features("audio", aud_items, wav_key, wav_input),
     aud_text = features("text", sp_items, text_key, text_input),
     vid = features("video", videos_train, vid_key, vid_input),
     vid_text = features("text", v_items, text_key, text_input),
@@ -203,19 +222,6 @@ function P.run(flags)
     m:add_modality("video", { input_dim = enc.video.dim })
     return m
   end
-  local t_train0 = core.now()
-  local model = build()
-  local logs = { step1 = RUN .. "/step1/log.jsonl", audio = RUN .. "/step2_audio/log.jsonl", video = RUN .. "/step2_video/log.jsonl" }
-  oe.train.align(model, { a = { name = "image", set = F.img1 }, b = { name = "text", set = F.cap1 }, pairs = pairs1,
-    epochs = EPOCHS[1], batch_size = 64, checkpoint_dir = RUN .. "/step1", log_path = logs.step1, name = "step 1 image-text", seed = 1 })
-  add_step2(model)
-  oe.train.extend(model, { a = { name = "audio", set = F.aud }, b = { name = "text", set = F.aud_text }, pairs = pairs_a,
-    epochs = EPOCHS[2], batch_size = 64, checkpoint_dir = RUN .. "/step2_audio", log_path = logs.audio, name = "step 2 audio-text", seed = 2 })
-  oe.train.extend(model, { a = { name = "video", set = F.vid }, b = { name = "text", set = F.vid_text }, pairs = pairs_v,
-    epochs = EPOCHS[3], batch_size = 32, checkpoint_dir = RUN .. "/step2_video", log_path = logs.video, name = "step 2 video-text", seed = 3 })
-  local t_train = core.now() - t_train0
-  local untrained = add_step2(build())
-
   -- ---------------------------------------------------------------- evaluation
   local function embed_texts(m, texts)
     local out = {}
@@ -370,6 +376,24 @@ function P.run(flags)
     o.v2t_n = #names
     return o
   end
+  -- --setup-only (tools, experiments): the data, features and functions, nothing trained
+  if flags["setup-only"] then
+    return { S = S, enc = enc, F = F, features = features, build = build, add_step2 = add_step2, evaluate = evaluate, RUN = RUN,
+      pairs = { step1 = pairs1, audio = pairs_a, video = pairs_v }, spoken_train = spoken_train, ast = ast }
+  end
+  local t_train0 = core.now()
+  local model = build()
+  local logs = { step1 = RUN .. "/step1/log.jsonl", audio = RUN .. "/step2_audio/log.jsonl", video = RUN .. "/step2_video/log.jsonl" }
+  oe.train.align(model, { a = { name = "image", set = F.img1 }, b = { name = "text", set = F.cap1 }, pairs = pairs1,
+    epochs = EPOCHS[1], batch_size = 64, checkpoint_dir = RUN .. "/step1", log_path = logs.step1, name = "step 1 image-text", seed = 1 })
+  add_step2(model)
+  oe.train.extend(model, { a = { name = "audio", set = F.aud }, b = { name = "text", set = F.aud_text }, pairs = pairs_a,
+    epochs = EPOCHS[2], batch_size = 64, group_by_length = true, checkpoint_dir = RUN .. "/step2_audio", log_path = logs.audio, name = "step 2 audio-text", seed = 2 })
+  oe.train.extend(model, { a = { name = "video", set = F.vid }, b = { name = "text", set = F.vid_text }, pairs = pairs_v,
+    epochs = EPOCHS[3], batch_size = 32, checkpoint_dir = RUN .. "/step2_video", log_path = logs.video, name = "step 2 video-text", seed = 3 })
+  local t_train = core.now() - t_train0
+  local untrained = add_step2(build())
+
   local t_eval0 = core.now()
   local E, U = evaluate(model), evaluate(untrained)
 
@@ -456,11 +480,16 @@ function P.run(flags)
   local t_eval = core.now() - t_eval0
 
   -- ---------------------------------------------------------------- report
-  local rows = { { "task", "metric", "trained", "untrained UP", "chance" } }
-  local function add(task, metric, a, b, chance)
-    rows[#rows + 1] = { task, metric, string.format("%.3f", a), string.format("%.3f", b), chance and string.format("%.3f", chance) or "" }
+  -- the weight-free pipeline's figures on the same tasks, from its last full run (--builtin)
+  local builtin_path = (os.getenv("OE_BUILTIN_RUN_DIR") or "runs/demo_builtin") .. "/results.jsonl"
+  local B = oe.report.read_jsonl(builtin_path)[1]
+  if B and B.quick == 1 then B = nil end
+  local rows = { { "task", "metric", "trained", "untrained UP", "weight-free pipeline", "chance" } }
+  local function add(task, metric, a, b, chance, builtin_key)
+    local w = builtin_key and (B and B[builtin_key] and string.format("%.3f", B[builtin_key]) or "(not run)") or ""
+    rows[#rows + 1] = { task, metric, string.format("%.3f", a), string.format("%.3f", b), w, chance and string.format("%.3f", chance) or "" }
   end
-  add(string.format("Fashion-MNIST test (%d), classification by text prompts", #ftest), "top-1", E.fashion, U.fashion, 0.1)
+  add(string.format("Fashion-MNIST test (%d), classification by text prompts", #ftest), "top-1", E.fashion, U.fashion, 0.1, "fashion_top1")
   add(string.format("digits test (%d), by prompts", #dtest), "top-1", E.digits, U.digits, 0.1)
   add("held-out emoji (both styles), category by prompts", "top-1", E.emoji_cat, U.emoji_cat, E.emoji_cat_chance)
   for _, k in ipairs({ "R1", "R5", "R10" }) do
@@ -470,10 +499,10 @@ function P.run(flags)
   add("held-out emoji, Noto -> the same emoji in Twemoji", "R1", E.style.R1, U.style.R1)
   add(string.format("audio -> text, held-out voices: spoken held-out names among %d names", E.a2t_n), "R1", E.a2t.R1, U.a2t.R1)
   add("", "R5", E.a2t.R5, U.a2t.R5)
-  add("audio -> text, held-out voices: class of the spoken class caption (built-in pipeline: 0.310)", "top-1", E.class_speech, U.class_speech, 0.1)
+  add("audio -> text, held-out voices: class of the spoken class caption", "top-1", E.class_speech, U.class_speech, 0.1, "class_speech")
   add(string.format("real Asterisk speech (%d) -> all transcripts", E.ast_n), "R1", E.ast_all.R1, U.ast_all.R1)
   add("", "R5", E.ast_all.R5, U.ast_all.R5)
-  add("real Asterisk digits -> digit prompts (built-in: 0.100)", "top-1", E.ast_digit_prompts, U.ast_digit_prompts, 0.1)
+  add("real Asterisk digits -> digit prompts", "top-1", E.ast_digit_prompts, U.ast_digit_prompts, 0.1, "asterisk_digit_prompts")
   add("real Asterisk digits -> the ten words", "top-1", E.ast_digit_words, U.ast_digit_words, 0.1)
   add("real Asterisk phonetic alphabet -> alpha..zulu", "top-1", E.ast_phonetic, U.ast_phonetic, 1 / 26)
   add("real Asterisk letters -> a..z", "top-1", E.ast_letters, U.ast_letters, 1 / 26)
@@ -530,8 +559,8 @@ function P.run(flags)
     grid_md[#grid_md + 1] = string.format("%d. %s\n\n   ![](%s)\n", qi, qy.text, f)
   end
   local md = { "# OneEncoder demo on pretrained encoders: results" .. (QUICK and " (--quick: small subsets, not the real table)" or ""), "",
-    string.format("MobileNetV2 (nsfwjs, pooled 1280-d), GloVe 100-d, speech embedding 96-d; UP d = %d, %d heads, ff = %d. Step 1: %d image-caption pairs; step 2: %d spoken items, %d animations.",
-      CFG.d, CFG.heads, CFG.ff, #img1, #spoken_train, #videos_train), "", oe.eval.format_table(rows), "",
+    string.format("MobileNetV2 (nsfwjs, pooled 1280-d), GloVe 100-d, speech embedding 96-d; UP d = %d, %d heads, ff = %d. Step 1: %d image-caption pairs; step 2: %d spoken items (and %d augmented copies of the vocabulary words and class captions: telephone band after a 0.25 s silence, 0.9x and 1.1x speed), %d animations.",
+      CFG.d, CFG.heads, CFG.ff, #img1, #spoken_train, #aud_items - #spoken_train, #videos_train), "", oe.eval.format_table(rows), "",
     "Linear probe on the frozen speech embedding (mean over windows, logistic regression trained on the synthetic voices saying the words, tested on the real Asterisk words):" }
   for _, g in ipairs({ "digits", "phonetic", "letters" }) do
     if probes[g] then md[#md + 1] = string.format("- %s: %d / %d", g, probes[g][1], probes[g][2]) end

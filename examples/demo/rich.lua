@@ -10,8 +10,9 @@
 --   --                              fluent_anim, fluent_3d, anim_variants}, ... }  split by concept
 --   -- S.emoji_images.train/.test  { {path, style ("google" | "twitter"), code, caption, category}, ... }
 --   -- S.videos.train/.test      { {path (animated WebP), caption, code, category, frames}, ... }
---   -- S.fluent_3d.test          { {path (still WebP), code, caption, animated} }: every held-out
---   --                           concept's 3D render, the gallery of video -> image (never trained together)
+--   -- S.fluent_3d.train/.test   { {path (still WebP), code, caption, animated} }: the concepts' 3D
+--   --                           renders; held-out ones are the gallery of video -> image (never
+--   --                           trained together), training ones are step-1 images with their names
 --   -- S.spoken.train/.test      { {path, text, voice, source, ref}, ... } (disjoint voices: R.voices())
 --   -- S.asterisk_groups         {digits, letters, phonetic, other}: { {id, path, text, label}, ... }
 --   -- S.counts                  sizes and what was dropped, per source (for the report)
@@ -114,6 +115,7 @@ function R.prepare(opts)
   local base = {}
   for k, v in pairs(opts) do base[k] = v end
   base.rich = true
+  base.voices = R.voices()   -- the class captions' speech with the same voice split as the rest
   base.n_clips_train, base.n_clips_test = 0, 0
   local S = data.prepare(base)
   local seed = opts.seed or 1234
@@ -162,7 +164,7 @@ function R.prepare(opts)
   S.emoji = { train = {}, test = {} }
   S.emoji_images = { train = {}, test = {} }
   S.videos = { train = {}, test = {} }
-  S.fluent_3d = { test = {} }
+  S.fluent_3d = { train = {}, test = {} }
   for _, c in ipairs(em.concepts) do
     local split = etest[c.code] and "test" or "train"
     table.insert(S.emoji[split], c)
@@ -178,8 +180,8 @@ function R.prepare(opts)
       table.insert(S.videos[split], { path = v.path, caption = v.caption, code = c.code, category = c.category,
         frames = v.frames, tone = v.tone })
     end
-    if split == "test" and c.fluent_3d then
-      table.insert(S.fluent_3d.test, { path = c.fluent_3d, code = c.code, caption = c.caption,
+    if c.fluent_3d then
+      table.insert(S.fluent_3d[split], { path = c.fluent_3d, code = c.code, caption = c.caption,
         animated = c.fluent_anim ~= nil or #c.anim_variants > 0 })
     end
   end
