@@ -217,6 +217,42 @@ describe("OneEncoder model", function()
     assert.is_false(all.requires_grad == true)
   end)
 
+  it("embed_set takes items in order of length and returns them in the set's order", function()
+    oe.manual_seed(6)
+    local m = oe.OneEncoder({ d = 16, ff = 32 })
+    m:add_modality("text", { input_dim = 8 })
+    local lens = { 7, 1, 4, 7, 2, 6, 3, 5, 1, 4 }
+    local set = oe.data.FeatureSet(oe.randn({ 10, 7, 8 }), lens)
+    local seen = {}
+    local orig = set.batch
+    set.batch = function(self, ids)
+      for _, id in ipairs(ids) do seen[#seen + 1] = lens[id] end
+      return orig(self, ids)
+    end
+    local all = m:embed_set("text", set, 3)
+    set.batch = nil
+    for i = 2, #seen do assert.is_true(seen[i - 1] <= seen[i]) end
+    assert.are.equal(10, #seen)
+    -- row i is item i: each against the item embedded alone (other shapes: the bound above)
+    m:eval()
+    for i = 1, 10 do
+      local x, l = set:batch({ i })
+      local one = oe.no_grad(function() return m:embed("text", x, l) end)
+      assert.is_true(rel_err(all:narrow(1, i, 1), one) < H.sum_tol(8 + 5 * 16 + 32))
+    end
+    -- the original pooling (padding counted) keeps the set's order
+    local m2 = oe.OneEncoder({ d = 16, ff = 32, pooling = "original" })
+    m2:add_modality("text", { input_dim = 8 })
+    seen = {}
+    set.batch = function(self, ids)
+      for _, id in ipairs(ids) do seen[#seen + 1] = id end
+      return orig(self, ids)
+    end
+    m2:embed_set("text", set, 3)
+    set.batch = nil
+    assert.are.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, seen)
+  end)
+
   it("rejects bad input with clear messages", function()
     local m = oe.OneEncoder({ d = 16, ff = 32 })
     m:add_modality("text", { input_dim = 8 })

@@ -171,23 +171,40 @@ function OneEncoder:embed(name, x, lengths)
 end
 
 -- embed_set(name, set, batch = 256) -> (N, d): every item of a feature set (size, batch),
--- in eval mode and without gradients; the model's train/eval mode is restored
+-- in eval mode and without gradients; the model's train/eval mode is restored. With masked
+-- pooling an item's embedding does not depend on its batch (up to rounding), so items are embedded
+-- in order of length when the set has lengths (far less padding for sequences of mixed lengths)
+-- and their rows put back in the set's order; with the original pooling, in the set's order.
 function OneEncoder:embed_set(name, set, batch)
   batch = batch or 256
   local A = require "oneencoder.autograd"
+  local n = set:size()
+  local order = {}
+  for i = 1, n do order[i] = i end
+  local lengths = set.lengths
+  local by_length = self.cfg.pooling == "masked" and type(lengths) == "table"
+  if by_length then
+    table.sort(order, function(a, b)
+      if lengths[a] ~= lengths[b] then return lengths[a] < lengths[b] end
+      return a < b
+    end)
+  end
   return A.no_grad(function()
     local was = self.training
     self:eval()
     local rows = {}
-    local n = set:size()
     for s = 1, n, batch do
-      local ids = {}
-      for i = s, math.min(n, s + batch - 1) do ids[#ids + 1] = i end
-      local x, l = set:batch(ids)
+      local x, l = set:batch(table.move(order, s, math.min(n, s + batch - 1), 1, {}))
       rows[#rows + 1] = self:embed(name, x, l)
     end
     self:train(was)
-    return #rows == 1 and rows[1] or core.cat(rows, 1)
+    local out = #rows == 1 and rows[1] or core.cat(rows, 1)
+    if by_length then
+      local row_of = {} -- 0-based row of item i in out
+      for pos, i in ipairs(order) do row_of[i] = pos - 1 end
+      out = core.index_select(out, core.from_table(row_of, "int64"))
+    end
+    return out
   end)
 end
 
