@@ -142,8 +142,15 @@ function P.run(flags)
     return items, pairs_
   end
   local cap1_items, pairs1 = make_pairs(cap1)
-  -- step-2 audio pairs: spoken names and vocabulary, and the class captions' speech
-  local spoken_train = take(S.spoken.train, N.spoken, 5)
+  -- step-2 audio pairs: the Asterisk vocabulary (digits, letters, phonetic alphabet) in the
+  -- training voices and the class captions' speech. The spoken drawing and emoji names are left
+  -- out of training: measured with them (one copy each, 2,700 more sentences), the stage took 35%
+  -- longer and the real digits fell from 0.8 to 0.7, the phonetic alphabet from 0.69 to 0.62,
+  -- while the held-out names rose only from 0.001 to 0.026 (R@1); they stay in the evaluation.
+  local spoken_train = {}
+  for _, it in ipairs(take(S.spoken.train, N.spoken, 5)) do
+    if it.source == "vocabulary" then spoken_train[#spoken_train + 1] = it end
+  end
   for _, it in ipairs(take(S.speech.train, N.class_speech, 13)) do
     spoken_train[#spoken_train + 1] = { path = it.path, text = it.text, source = "class" }
   end
@@ -418,6 +425,9 @@ function P.run(flags)
     end
     return out
   end
+  -- probe(train_x, train_y, C, test_x, test_y) -> hits, n: multinomial logistic regression on
+  -- features standardised by the training rows, 120 steps of full-batch gradient descent on the
+  -- mean cross-entropy + (1e-3 / 2) |W|^2, learning rate 1; X (N, D), W (C, D), b (C)
   local function probe(train_x, train_y, C, test_x, test_y)
     local D = #train_x[1]
     local mu, sd = {}, {}
@@ -427,37 +437,34 @@ function P.run(flags)
       mu[d] = s / #train_x
       sd[d] = math.sqrt(math.max(1e-8, s2 / #train_x - mu[d] * mu[d]))
     end
-    local function z(v) local o = {} for d = 1, D do o[d] = (v[d] - mu[d]) / sd[d] end return o end
-    local X, T = {}, {}
-    for i, v in ipairs(train_x) do X[i] = z(v) end
-    for i, v in ipairs(test_x) do T[i] = z(v) end
-    local W, b = {}, {}
-    for c = 1, C do W[c] = {}; b[c] = 0; for d = 1, D do W[c][d] = 0 end end
+    local function z(rows)
+      local out = {}
+      for i, v in ipairs(rows) do
+        local o = {}
+        for d = 1, D do o[d] = (v[d] - mu[d]) / sd[d] end
+        out[i] = o
+      end
+      return oe.tensor(out)
+    end
+    local X, Xt = z(train_x), z(test_x)
+    local onehot = {}
+    for i, y in ipairs(train_y) do
+      local row = {}
+      for c = 1, C do row[c] = (c - 1 == y) and 1 or 0 end
+      onehot[i] = row
+    end
+    local Y, N = oe.tensor(onehot), #train_x
+    local W, bias = oe.zeros({ C, D }), oe.zeros({ 1, C })
     local lr, l2 = 1.0, 1e-3
     for _ = 1, 120 do
-      local gW, gb = {}, {}
-      for c = 1, C do gW[c] = {}; gb[c] = 0; for d = 1, D do gW[c][d] = l2 * W[c][d] end end
-      for i, x in ipairs(X) do
-        local lg, mx = {}, -math.huge
-        for c = 1, C do local s = b[c]; for d = 1, D do s = s + W[c][d] * x[d] end; lg[c] = s; if s > mx then mx = s end end
-        local sum = 0
-        for c = 1, C do lg[c] = math.exp(lg[c] - mx); sum = sum + lg[c] end
-        for c = 1, C do
-          local g = (lg[c] / sum - (c - 1 == train_y[i] and 1 or 0)) / #X
-          gb[c] = gb[c] + g
-          local row = gW[c]
-          for d = 1, D do row[d] = row[d] + g * x[d] end
-        end
-      end
-      for c = 1, C do b[c] = b[c] - lr * gb[c]; for d = 1, D do W[c][d] = W[c][d] - lr * gW[c][d] end end
+      local G = (oe.matmul(X, W:t()) + bias):softmax(2):sub(Y) / N          -- (N, C)
+      W = W - (oe.matmul(G:t(), X) + W * l2) * lr
+      bias = bias - G:sum(1, true) * lr
     end
+    local pred = (oe.matmul(Xt, W:t()) + bias):argmax(2):totable()
     local hit = 0
-    for i, x in ipairs(T) do
-      local best, bc = -math.huge, 0
-      for c = 1, C do local s = b[c]; for d = 1, D do s = s + W[c][d] * x[d] end; if s > best then best, bc = s, c - 1 end end
-      if bc == test_y[i] then hit = hit + 1 end
-    end
-    return hit, #T
+    for i, y in ipairs(test_y) do if pred[i] == y then hit = hit + 1 end end
+    return hit, #test_y
   end
   local vocab_idx = {}
   for i, it in ipairs(spoken_train) do if it.source == "vocabulary" then vocab_idx[#vocab_idx + 1] = i end end
