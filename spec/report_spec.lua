@@ -43,5 +43,12 @@ describe("report", function()
     assert.are.equal(200, g:get(4 + 1, 4 + 8 + 4 + 1, 2)) -- the border of the second
     assert.are.equal(7, g:get(4 + 4, 4 + 12 + 4, 3))      -- inside the second
     assert.are.equal(255, g:get(1, 1, 1))                  -- background
+    -- a one-channel (h, w, 1) image is grey like an (h, w) one; other channel counts are refused
+    local c = oe.full({ 3, 3, 1 }, 42, "uint8")
+    local g1 = R.grid({ { c } }, { cell = 8 })
+    for ch = 1, 3 do assert.are.equal(42, g1:get(4 + 4, 4 + 4, ch)) end
+    local ok, err = pcall(R.grid, { { oe.full({ 3, 3, 2 }, 1, "uint8") } })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):match("%(h, w, 1%)"))
   end)
 end)

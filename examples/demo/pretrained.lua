@@ -268,8 +268,9 @@ function P.run(flags)
     local fl, dl = {}, {}
     for i, it in ipairs(ftest) do fl[i] = it.label end
     for i, it in ipairs(dtest) do dl[i] = it.label end
-    o.fashion = top1(emb("image", F.ftest), class_emb(m, data.FASHION_NOUNS), fl)
-    o.digits = top1(emb("image", F.dtest), class_emb(m, data.DIGIT_NOUNS), dl)
+    o.ftest_emb, o.dtest_emb = emb("image", F.ftest), emb("image", F.dtest)
+    o.fashion = top1(o.ftest_emb, class_emb(m, data.FASHION_NOUNS), fl)
+    o.digits = top1(o.dtest_emb, class_emb(m, data.DIGIT_NOUNS), dl)
     local ov = emb("image", F.ov_img)
     local cats, cat_index = {}, {}
     for i, c in ipairs(require("demo.emoji").CATEGORIES) do cats[i] = require("demo.emoji").CATEGORY_NOUNS[c]; cat_index[c] = i - 1 end
@@ -316,7 +317,8 @@ function P.run(flags)
     o.a2t_n = #su
     -- the class captions' speech (the built-in pipeline's task): class of the caption
     local fc, dc = oe.eval.class_embeddings(class_emb(m, data.FASHION_NOUNS)), oe.eval.class_embeddings(class_emb(m, data.DIGIT_NOUNS))
-    local cs = emb("audio", F.class_speech_test):totable()
+    o.cs_emb = emb("audio", F.class_speech_test)
+    local cs = o.cs_emb:totable()
     local hits = 0
     for i, it in ipairs(class_speech_test) do
       local s = oe.matmul(oe.tensor({ cs[i] }), (it.source == "fashion" and fc or dc):t())
@@ -325,6 +327,7 @@ function P.run(flags)
     o.class_speech = hits / #class_speech_test
     -- Asterisk: every transcribed recording against every transcript; digits, phonetic, letters
     local ae = emb("audio", F.ast)
+    o.ast_emb = ae
     local at = {}
     for i, it in ipairs(ast) do at[i] = it.text end
     local ag, au = groups(at)
@@ -547,18 +550,40 @@ function P.run(flags)
     queries[#queries + 1] = { text = string.format("text query: \"%s\"", c), emb = core.narrow(E.txt_emb, 1, gi + 1, 1),
       good = function(j) return E.cap_gid[j] == gi end }
   end
-  for k = 1, 3 do
-    local i = (k * 53) % #s_test + 1
+  -- spoken queries: class captions in held-out voices -> held-out Fashion-MNIST or digits images,
+  -- real Asterisk digits -> held-out digit images (never trained together), a held-out name
+  for _, src in ipairs({ "fashion", "digits" }) do
+    local i = 1
+    for j, c in ipairs(class_speech_test) do if c.source == src then i = j; if j > 60 then break end end end
+    local it = class_speech_test[i]
+    local fashion = it.source == "fashion"
+    queries[#queries + 1] = { text = string.format("spoken query: \"%s\" (held-out voice %s) -> held-out %s images", it.text,
+      it.voice, fashion and "Fashion-MNIST" or "digits"), emb = core.narrow(E.cs_emb, 1, i, 1),
+      gallery = fashion and E.ftest_emb or E.dtest_emb, items = fashion and ftest or dtest,
+      good = function(j) return (fashion and ftest or dtest)[j].label == it.label end }
+  end
+  for _, d in ipairs({ 7, 3 }) do
+    for i, it in ipairs(ast) do
+      if it.group == "digits" and it.label == d then
+        queries[#queries + 1] = { text = string.format("real Asterisk recording \"%s\" (8 kHz telephone prompt) -> held-out digit images", it.text),
+          emb = core.narrow(E.ast_emb, 1, i, 1), gallery = E.dtest_emb, items = dtest,
+          good = function(j) return dtest[j].label == d end }
+      end
+    end
+  end
+  do
+    local i = 54 % #s_test + 1
     local it = s_test[i]
     local ref = (it.source == "drawing" and "oc:" or "em:") .. it.ref
-    queries[#queries + 1] = { text = string.format("spoken query: \"%s\" (voice %s)", it.text, it.voice),
+    queries[#queries + 1] = { text = string.format("spoken query: \"%s\" (held-out voice %s; names are not trained)", it.text, it.voice),
       emb = core.narrow(E.aud_emb, 1, i, 1), good = function(j) return ov_img[j].ref == ref end }
   end
   for qi, qy in ipairs(queries) do
-    local _, ids = oe.eval.topk_search(qy.emb, E.ov_emb, 6)
+    local items = qy.items or ov_img
+    local _, ids = oe.eval.topk_search(qy.emb, qy.gallery or E.ov_emb, 6)
     local row, marks = {}, {}
     for j, id in ipairs(ids:totable()[1]) do
-      row[j] = assert(img_input(ov_img[id + 1]))
+      row[j] = assert(img_input(items[id + 1]))
       marks[j] = qy.good(id + 1) and { 0, 170, 0 } or { 210, 0, 0 }
     end
     local f = string.format("figures/query_%d.png", qi)
@@ -576,7 +601,7 @@ function P.run(flags)
   md[#md + 1] = string.format("\nData: drawings %d kept (%d dropped by category, %d without a caption, %d corrupt, %d failed to render); emoji %d concepts (%d corrupt animations); held out: %d drawings, %d emoji images, %d spoken names, %d animations.",
     #S.drawings.train + #S.drawings.test, counts.drawings.dropped_category, counts.drawings.dropped_caption, counts.drawings.corrupt,
     counts.drawings.render_failed, counts.emoji.kept, counts.emoji.corrupt_anim, #S.drawings.test, #S.emoji_images.test, #S.spoken.test, #S.videos.test)
-  md[#md + 1] = "\nFigures: `figures/loss.svg` (loss per stage), `figures/space.svg` (PCA of held-out embeddings by modality). Retrieval (top 6 held-out images; green border = the query's own drawing or emoji, red = another):\n"
+  md[#md + 1] = "\nFigures: `figures/loss.svg` (loss per stage), `figures/space.svg` (PCA of held-out embeddings by modality). Retrieval (top 6 held-out images; green border = the query's own drawing or emoji, or its class; red = another):\n"
   for _, l in ipairs(grid_md) do md[#md + 1] = l end
   local total = core.now() - T0
   md[#md + 1] = string.format("\nTimings: data %.1f s, features %.1f s, training %.1f s, evaluation %.1f s, total %.1f s.", t_data, t_features, t_train, t_eval, total)

@@ -152,7 +152,7 @@ function R.pca(x, k, iters)
   return core.matmul(xc, core.cat(comps, 2)) -- (N, k)
 end
 
--- grid(rows, opts) -> uint8 (H, W, 3): rows of uint8 images (h, w) or (h, w, 3), each cell
+-- grid(rows, opts) -> uint8 (H, W, 3): rows of uint8 images (h, w), (h, w, 1) or (h, w, 3), each cell
 -- resized (nearest) to opts.cell pixels with a 2-pixel gap; opts.marks[r][c] = {r, g, b}
 -- draws a border (e.g. green for a correct retrieval, red for a wrong one)
 function R.grid(rows, opts)
@@ -167,6 +167,8 @@ function R.grid(rows, opts)
       local sh = core.shape(img)
       local h, w = sh[1], sh[2]
       local three = #sh == 3 and sh[3] == 3
+      local one = #sh == 3 and sh[3] == 1
+      if #sh == 3 and not (three or one) then error("grid: images must be (h, w), (h, w, 1) or (h, w, 3)", 2) end
       local top, left = gap + (r - 1) * (cell + gap), gap + (c - 1) * (cell + gap)
       local mark = opts.marks and opts.marks[r] and opts.marks[r][c]
       local cellimg = core.zeros({ cell, cell, 3 }, "uint8")
@@ -175,7 +177,7 @@ function R.grid(rows, opts)
         for x = 1, cell do
           local sx = math.min(w, math.floor((x - 0.5) * w / cell) + 1)
           for ch = 1, 3 do
-            local v = three and core.get(img, sy, sx, ch) or core.get(img, sy, sx)
+            local v = three and core.get(img, sy, sx, ch) or one and core.get(img, sy, sx, 1) or core.get(img, sy, sx)
             if mark and (y <= 3 or y > cell - 3 or x <= 3 or x > cell - 3) then v = mark[ch] end
             core.set(cellimg, v, y, x, ch)
           end
