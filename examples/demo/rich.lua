@@ -108,7 +108,8 @@ end
 
 -- prepare(opts) -> S (see the top). opts: those of data.prepare, and seed (1234),
 -- drawing_test, emoji_test (fractions), vocab_voices (how many training voices say every
--- vocabulary word: all 26 by default), size (224).
+-- vocabulary word: all 26 by default), size (224), train_names (default true; false: the
+-- training drawings' and emoji's names are not synthesised, the held-out ones are).
 function R.prepare(opts)
   opts = opts or {}
   local t_all = core.now()
@@ -200,7 +201,10 @@ function R.prepare(opts)
   local spoken = { train = {}, test = {} }
   local function add(split, text, source, ref)
     local vs = voices[split]
-    table.insert(spoken[split], { text = text, voice = vs[r(#vs)], source = source, ref = ref })
+    local voice = vs[r(#vs)] -- drawn even when not kept: the held-out names keep their voices
+    if split == "test" or opts.train_names ~= false then
+      table.insert(spoken[split], { text = text, voice = voice, source = source, ref = ref })
+    end
   end
   for _, split in ipairs({ "train", "test" }) do
     for _, it in ipairs(S.drawings[split]) do add(split, it.title, "drawing", it.id) end
