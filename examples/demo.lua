@@ -55,23 +55,7 @@ local CACHE = (os.getenv("OE_DATA_DIR") or "data") .. "/features"
 
 -- features(kind, items, key_fn, item_fn) -> FeatureSet, through the on-disk feature cache
 local function features(kind, items, key_fn, input_fn)
-  local e = enc[kind]
-  local cache = oe.cache.open(CACHE .. "/" .. kind, { encoder_id = e.id, dtype = "float32" })
-  local list, unique, seen = {}, {}, {}
-  for i, it in ipairs(items) do
-    list[i] = { key = key_fn(it, i), path = it.path, src = it }
-    if not seen[list[i].key] then seen[list[i].key] = true; unique[#unique + 1] = list[i] end
-  end
-  local t0 = core.now()
-  local stats = cache:build(unique, function(batch)
-    local inputs = {}
-    for i, b in ipairs(batch) do inputs[i] = assert(input_fn(b.src)) end
-    return e:encode(inputs)
-  end, { batch = 128, progress = false })
-  say("features %-6s %6d items: %d computed, %d cached (%.1f s)", kind, #unique, stats.computed, stats.hits, core.now() - t0)
-  local keys = {}
-  for i, it in ipairs(list) do keys[i] = it.key end
-  return cache:feature_set(keys)
+  return data.features(kind, CACHE .. "/" .. kind, enc[kind], items, key_fn, input_fn, 128)
 end
 
 local function images_of(set, name)
@@ -151,22 +135,13 @@ local CFG = { d = 256, heads = 4, layers = 1, ff = 512, dropout = 0.1 }
 local EPOCHS = QUICK and { 3, 3, 3 } or { 12, 40, 15 }
 
 local function build(cfg_over, seed)
-  oe.manual_seed(seed or 2024)
   local cfg = {}
   for k, v in pairs(CFG) do cfg[k] = v end
   for k, v in pairs(cfg_over or {}) do cfg[k] = v end
-  local m = oe.OneEncoder(cfg)
-  m:add_modality("image", { input_dim = enc.image.dim })
-  m:add_modality("text", { input_dim = enc.text.dim })
-  return m
+  return data.build_model(cfg, enc, seed)
 end
 
-local function add_step2(m)
-  m:freeze()
-  m:add_modality("audio", { input_dim = enc.audio.dim })
-  m:add_modality("video", { input_dim = enc.video.dim })
-  return m
-end
+local function add_step2(m) return data.add_step2(m, enc) end
 
 local function train_all(tag, cfg_over, step2)
   local m = build(cfg_over)

@@ -1166,4 +1166,46 @@ function D.status(opts)
   return out
 end
 
+-- ---------------------------------------------------------------- shared by both pipelines
+-- features(kind, cache_dir, enc, items, key_fn, input_fn, batch) -> feature set through the
+-- on-disk feature cache: items with equal keys are encoded once; input_fn(item) -> the
+-- encoder's input; one progress line names the kind
+function D.features(kind, cache_dir, enc, items, key_fn, input_fn, batch)
+  local oe = require "oneencoder"
+  local cache = oe.cache.open(cache_dir, { encoder_id = enc.id, dtype = "float32" })
+  local keys, unique, seen = {}, {}, {}
+  for i, it in ipairs(items) do
+    keys[i] = key_fn(it)
+    if not seen[keys[i]] then seen[keys[i]] = true; unique[#unique + 1] = { key = keys[i], src = it } end
+  end
+  local t0 = now()
+  local st = cache:build(unique, function(part)
+    local inputs = {}
+    for i, b in ipairs(part) do inputs[i] = assert(input_fn(b.src)) end
+    return enc:encode(inputs)
+  end, { batch = batch, progress = false })
+  print(string.format("features %-6s %6d items: %d computed, %d cached (%.1f s)", kind, #unique, st.computed, st.hits,
+    now() - t0))
+  io.stdout:flush()
+  return cache:feature_set(keys)
+end
+
+-- build_model(cfg, enc, seed) -> OneEncoder with image and text modalities (step 1)
+function D.build_model(cfg, enc, seed)
+  local oe = require "oneencoder"
+  oe.manual_seed(seed or 2024)
+  local m = oe.OneEncoder(cfg)
+  m:add_modality("image", { input_dim = enc.image.dim })
+  m:add_modality("text", { input_dim = enc.text.dim })
+  return m
+end
+
+-- add_step2(m, enc) -> m frozen, with the audio and video modalities added (step 2)
+function D.add_step2(m, enc)
+  m:freeze()
+  m:add_modality("audio", { input_dim = enc.audio.dim })
+  m:add_modality("video", { input_dim = enc.video.dim })
+  return m
+end
+
 return D

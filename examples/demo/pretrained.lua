@@ -71,21 +71,7 @@ function P.run(flags)
   end
   local CACHE = (os.getenv("OE_DATA_DIR") or "data") .. "/features"
   local function features(kind, items, key_fn, input_fn)
-    local e = enc[kind]
-    local cache = oe.cache.open(CACHE .. "/pretrained_" .. kind, { encoder_id = e.id, dtype = "float32" })
-    local keys, unique, seen = {}, {}, {}
-    for i, it in ipairs(items) do
-      keys[i] = key_fn(it)
-      if not seen[keys[i]] then seen[keys[i]] = true; unique[#unique + 1] = { key = keys[i], src = it } end
-    end
-    local t0 = core.now()
-    local st = cache:build(unique, function(batch)
-      local inputs = {}
-      for i, b in ipairs(batch) do inputs[i] = assert(input_fn(b.src)) end
-      return e:encode(inputs)
-    end, { batch = kind == "video" and 4 or 32, progress = false })
-    say("features %-6s %6d items: %d computed, %d cached (%.1f s)", kind, #unique, st.computed, st.hits, core.now() - t0)
-    return cache:feature_set(keys)
+    return data.features(kind, CACHE .. "/pretrained_" .. kind, enc[kind], items, key_fn, input_fn, kind == "video" and 4 or 32)
   end
   local function gray(t) local s = core.shape(t) return core.reshape(t, { s[1], s[2], 1 }) end
   local img_input = function(it)
@@ -162,14 +148,11 @@ function P.run(flags)
   -- captions 0.68 in 168 s; 128 gave 0.9, 0.88, 0.64 in 111 s)
   local aud_items = {}
   for i, it in ipairs(spoken_train) do aud_items[i] = it end
-  local function augmented(kinds, sources)
-    for _, kind in ipairs(kinds) do
-      for _, it in ipairs(spoken_train) do
-        if sources[it.source] then aud_items[#aud_items + 1] = { path = it.path, text = it.text, source = it.source, aug = kind } end
-      end
+  for _, kind in ipairs(augment.KINDS) do
+    for _, it in ipairs(spoken_train) do
+      aud_items[#aud_items + 1] = { path = it.path, text = it.text, source = it.source, aug = kind }
     end
   end
-  augmented(augment.KINDS, { vocabulary = true, class = true })
   local sp_strings = {}
   for i, it in ipairs(aud_items) do sp_strings[i] = it.text end
   local sp_items, pairs_a = make_pairs(sp_strings)
@@ -219,19 +202,8 @@ function P.run(flags)
   local CFG = { d = 256, heads = 4, layers = 1, ff = 2048, dropout = 0.1 }
   -- epochs chosen for the time budget on a shared 2-core machine (step 1 ~1 min per epoch there)
   local EPOCHS = QUICK and { 3, 3, 3 } or { 10, 12, 30 }
-  local function build()
-    oe.manual_seed(2024)
-    local m = oe.OneEncoder(CFG)
-    m:add_modality("image", { input_dim = enc.image.dim })
-    m:add_modality("text", { input_dim = enc.text.dim })
-    return m
-  end
-  local function add_step2(m)
-    m:freeze()
-    m:add_modality("audio", { input_dim = enc.audio.dim })
-    m:add_modality("video", { input_dim = enc.video.dim })
-    return m
-  end
+  local function build() return data.build_model(CFG, enc, 2024) end
+  local function add_step2(m) return data.add_step2(m, enc) end
   -- ---------------------------------------------------------------- evaluation
   local function embed_texts(m, texts)
     local out = {}
@@ -388,11 +360,6 @@ function P.run(flags)
     o.v2t = oe.eval.retrieval(ve, embed_texts(m, names), { a = vq2, b = nk }).a2b
     o.v2t_n = #names
     return o
-  end
-  -- --setup-only (tools, experiments): the data, features and functions, nothing trained
-  if flags["setup-only"] then
-    return { S = S, enc = enc, F = F, features = features, build = build, add_step2 = add_step2, evaluate = evaluate, RUN = RUN,
-      pairs = { step1 = pairs1, audio = pairs_a, video = pairs_v }, spoken_train = spoken_train, aud_items = aud_items, ast = ast }
   end
   local t_train0 = core.now()
   local model = build()
