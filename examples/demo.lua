@@ -179,11 +179,7 @@ end
 -- class embeddings from the held-out templates (averaged, as OpenCLIP does)
 local function class_embeddings(m, nouns)
   local per = {}
-  for k, tpl in ipairs(data.TEMPLATES.test) do
-    local texts = {}
-    for c, noun in ipairs(nouns) do texts[c] = data.fill(tpl, noun) end
-    per[k] = embed_texts(m, texts)
-  end
+  for k, texts in ipairs(data.prompts(nouns)) do per[k] = embed_texts(m, texts) end
   return per
 end
 

@@ -1190,6 +1190,17 @@ function D.features(kind, cache_dir, enc, items, key_fn, input_fn, batch)
   return cache:feature_set(keys)
 end
 
+-- prompts(nouns) -> { {the nouns in held-out template 1}, ... }: class prompts per template
+function D.prompts(nouns)
+  local per = {}
+  for k, tpl in ipairs(D.TEMPLATES.test) do
+    local texts = {}
+    for c, noun in ipairs(nouns) do texts[c] = fill(tpl, noun) end
+    per[k] = texts
+  end
+  return per
+end
+
 -- build_model(cfg, enc, seed) -> OneEncoder with image and text modalities (step 1)
 function D.build_model(cfg, enc, seed)
   local oe = require "oneencoder"

@@ -216,11 +216,7 @@ function P.run(flags)
   end
   local function class_emb(m, nouns)
     local per = {}
-    for k, tpl in ipairs(data.TEMPLATES.test) do
-      local texts = {}
-      for c, noun in ipairs(nouns) do texts[c] = data.fill(tpl, noun) end
-      per[k] = embed_texts(m, texts)
-    end
+    for k, texts in ipairs(data.prompts(nouns)) do per[k] = embed_texts(m, texts) end
     return per
   end
   -- group ids of strings (equal strings share an id) and the distinct strings
