@@ -189,6 +189,47 @@ describe("tfjs: small models against TensorFlow.js", function()
   end)
 end)
 
+describe("tfjs_images: nsfwjs's preprocessing of a batch in C", function()
+  -- the step by step chain mobilenet_v2 used before (and preprocess_image still is): gray
+  -- repeated, float32 / 255, TF.js's align-corners resize unless already size x size
+  local function chain(img, size)
+    local s = core.shape(img)
+    if s[3] == 1 then img = core.cat({ img, img, img }, 3) end
+    local x = core.binary("div", core.to(img, "float32"), core.from_table({ 255 }))
+    if s[1] ~= size or s[2] ~= size then x = core.tfjs_resize_bilinear_ac(x, size, size) end
+    return core.reshape(x, { 1, size, size, 3 })
+  end
+
+  it("gives the chain's bits image by image: colour, gray, other sizes, already the size, 1 x 1", function()
+    local g = oe.Generator(3)
+    local imgs = {}
+    for i, s in ipairs({ { 224, 224, 3 }, { 256, 256, 3 }, { 28, 28, 1 }, { 300, 120, 3 }, { 1, 1, 3 }, { 224, 224, 1 } }) do
+      imgs[i] = core.to(core.unary("muls", g:rand(s), 255.99), "uint8")
+    end
+    local before = oe.get_num_threads()
+    finally(function() oe.set_num_threads(before) end)
+    for _, threads in ipairs({ 1, 2 }) do
+      oe.set_num_threads(threads)
+      local got = core.tfjs_images(imgs, 224)
+      assert.same({ #imgs, 224, 224, 3 }, core.shape(got))
+      for i, img in ipairs(imgs) do
+        same_bits(core.narrow(got, 1, i, 1), chain(img, 224), "image " .. i .. ", threads " .. threads)
+      end
+    end
+    same_bits(core.tfjs_images({ imgs[3] }, 7), chain(imgs[3], 7), "size 7")
+  end)
+
+  it("refuses what is not a list of uint8 (H, W, 3) or (H, W, 1) images, naming the item", function()
+    local ok = core.zeros({ 4, 4, 3 }, "uint8")
+    H.fails_with(function() core.tfjs_images({}, 224) end, "tfjs_images", "expected 1..2^20 images")
+    H.fails_with(function() core.tfjs_images({ ok, "x" }, 224) end, "image 2 is not a tensor")
+    H.fails_with(function() core.tfjs_images({ core.zeros({ 4, 4, 3 }) }, 224) end, "image 1 must be uint8")
+    H.fails_with(function() core.tfjs_images({ ok, core.zeros({ 4, 4, 2 }, "uint8") }, 224) end, "image 2 must be uint8")
+    H.fails_with(function() core.tfjs_images({ core.zeros({ 4, 4 }, "uint8") }, 224) end, "image 1 must be uint8")
+    H.fails_with(function() core.tfjs_images({ ok }, 0) end, "size must be in 1..16384")
+  end)
+end)
+
 describe("tfjs: bad files give nil, message naming the file and the problem", function()
   local SRC = FIX .. "seqnet_u8/"
   local JSON = read_all(SRC .. "model.json")

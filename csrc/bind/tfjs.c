@@ -10,10 +10,15 @@
  *   core.tfjs_check_json(string) -> true | nil, msg      (model.json checks, no shards)
  *   core.tfjs_resize_bilinear_ac(x (H, W, C) float32, h, w) -> (h, w, C): TF.js's
  *       resizeBilinear with alignCorners = true
+ *   core.tfjs_images({uint8 (H, W, 3) or (H, W, 1) image...}, size) -> float32 (B, size, size, 3):
+ *       each image / 255 (gray repeated), resized as above unless already size x size; the
+ *       images spread over the OpenMP threads
  *   core.tfjs_close(model)
  * Problems with files give nil, msg; wrong arguments raise naming the function. */
 #include "bind.h"
 #include "../tfjs/tfjs.h"
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TFJS_MT "oe.TfjsModel"
@@ -167,6 +172,45 @@ static int l_resize(lua_State *L) {
   return 1;
 }
 
+static int l_images(lua_State *L) {
+  const char *fn = "tfjs_images";
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer size = luaL_checkinteger(L, 2);
+  if (size < 1 || size > 16384) return oe_lua_fail(L, fn, "size must be in 1..16384");
+  int64_t B = (int64_t)luaL_len(L, 1);
+  if (B < 1 || B > (1 << 20)) return oe_lua_fail(L, fn, "expected 1..2^20 images, got %lld", (long long)B);
+  const oe_tensor **img = lua_newuserdatauv(L, (size_t)B * sizeof *img, 0); /* freed by the GC */
+  size_t most = 0;
+  for (int64_t i = 0; i < B; i++) {
+    lua_geti(L, 1, (lua_Integer)(i + 1));
+    const oe_tensor *t = luaL_testudata(L, -1, OE_TENSOR_MT);
+    if (!t || !t->storage) return oe_lua_fail(L, fn, "image %lld is not a tensor", (long long)(i + 1));
+    if (t->dtype != OE_U8 || t->ndim != 3 || (t->shape[2] != 3 && t->shape[2] != 1) || t->shape[0] < 1 ||
+        t->shape[1] < 1 || t->shape[0] > (1 << 16) || t->shape[1] > (1 << 16))
+      return oe_lua_fail(L, fn, "image %lld must be uint8 (H, W, 3) or (H, W, 1) with H, W in 1..65536",
+                         (long long)(i + 1));
+    size_t need = (size_t)t->shape[0] * (size_t)t->shape[1] * 3;
+    if (need > most) most = need;
+    img[i] = t;
+    lua_pop(L, 1); /* the table keeps it */
+  }
+  int nt = omp_get_max_threads();
+  int64_t shape[4] = { B, size, size, 3 };
+  oe_tensor *y = oe_lua_push_uninit(L, fn, OE_F32, 4, shape);
+  float *out = oe_f32(y);
+  float *scratch = malloc(most * sizeof(float) * (size_t)nt);
+  if (!scratch) return oe_lua_fail(L, fn, "out of memory (%zu bytes of scratch)", most * sizeof(float) * (size_t)nt);
+  const size_t per = (size_t)size * (size_t)size * 3;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (B > 1 && nt > 1)
+  for (int64_t i = 0; i < B; i++) {
+    const oe_tensor *t = img[i];
+    oe_tfjs_image_input((const uint8_t *)oe_data(t), (int)t->shape[0], (int)t->shape[1], (int)t->shape[2], out + (size_t)i * per,
+                        (int)size, scratch + most * (size_t)omp_get_thread_num());
+  }
+  free(scratch);
+  return 1;
+}
+
 static int l_close(lua_State *L) {
   tfjs_box *b = luaL_checkudata(L, 1, TFJS_MT);
   oe_tfjs_free(b->m);
@@ -183,7 +227,8 @@ void oe_bind_tfjs(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
     { "tfjs_load", l_load }, { "tfjs_info", l_info }, { "tfjs_forward", l_forward }, { "tfjs_arena_bytes", l_arena },
-    { "tfjs_check_json", l_check_json }, { "tfjs_resize_bilinear_ac", l_resize }, { "tfjs_close", l_close },
+    { "tfjs_check_json", l_check_json }, { "tfjs_resize_bilinear_ac", l_resize }, { "tfjs_images", l_images },
+    { "tfjs_close", l_close },
     { NULL, NULL }
   };
   luaL_setfuncs(L, fns, 0);

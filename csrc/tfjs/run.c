@@ -655,3 +655,12 @@ void oe_tfjs_resize_bilinear_ac(const float *src, int sh, int sw, int c, float *
     }
   }
 }
+
+void oe_tfjs_image_input(const uint8_t *src, int h, int w, int c, float *dst, int size, float *scratch) {
+  const int same = h == size && w == size;
+  float *x = same ? dst : scratch; /* (h, w, 3) = src / 255, gray repeated */
+  const size_t n = (size_t)h * (size_t)w;
+  for (size_t i = 0; i < n; i++)
+    for (int k = 0; k < 3; k++) x[i * 3 + k] = (float)src[i * (size_t)c + (c == 1 ? 0 : (size_t)k)] / 255.0f;
+  if (!same) oe_tfjs_resize_bilinear_ac(x, h, w, 3, dst, size, size);
+}

@@ -85,4 +85,8 @@ size_t oe_tfjs_arena_bytes(const oe_tfjs_model *m);
  * src (sh, sw, c) -> dst (dh, dw, c), source position = dst index * (in - 1) / (out - 1)
  * (0 when out == 1), computed in double as TF.js's CPU backend does. */
 void oe_tfjs_resize_bilinear_ac(const float *src, int sh, int sw, int c, float *dst, int dh, int dw);
+/* one image as nsfwjs feeds it: src uint8 (h, w, c), c = 3 or 1 (gray, repeated) ->
+ * dst (size, size, 3) = resize_ac(float(src) / 255) (the division in float, as TF.js's div);
+ * scratch: h * w * 3 floats, unused when h == w == size */
+void oe_tfjs_image_input(const uint8_t *src, int h, int w, int c, float *dst, int size, float *scratch);
 #endif

@@ -102,13 +102,12 @@ function MN:to_batch(batch)
   end
   if type(batch) ~= "table" then C.fail(self, "expected a batch of images, got %s", type(batch)) end
   if #batch == 0 then C.fail(self, "empty batch (no images)") end
-  local parts = {}
   for i, item in ipairs(batch) do
     local ok, msg = self:check(item)
     if not ok then C.fail(self, "item %d: %s", i, msg) end
-    parts[i] = self:preprocess_image(item)
   end
-  return #parts == 1 and parts[1] or core.cat(parts, 1)
+  -- preprocess_image on every image, in C over the threads (the same arithmetic, the same bits)
+  return core.tfjs_images(batch, self.size)
 end
 
 -- encode(batch) -> features (B, L, 1280) float32 (L = 49 for "map" at 224, 1 for "pooled"), lengths
