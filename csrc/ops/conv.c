@@ -144,6 +144,48 @@ OE_SIMD_CLONES
 static void im2col_rows(const oe_conv_shape *s, const float *x, int64_t c0, int64_t r0, int64_t r1, int64_t p0,
                         int64_t p1, float *cols) {
   const int64_t kk = s->kh * s->kw, len = p1 - p0, OW = s->OW, W = s->W, H = s->H, sw = s->sw;
+  if (sw == 1 && p0 % OW == 0 && len % OW == 0) { /* whole output rows, stride 1 along them */
+    const int64_t oh0 = p0 / OW, nrows = len / OW;
+    for (int64_t r = r0; r < r1; r++) {
+      int64_t c = r / kk, i = (r % kk) / s->kw, j = r % s->kw;
+      const float *xc = x + (c0 + c) * H * W;
+      int64_t off_w = j * s->dw - s->pl;
+      int64_t a = -off_w > 0 ? -off_w : 0, b = W - off_w < OW ? W - off_w : OW; /* 0 <= ow + off_w < W */
+      if (a > OW) a = OW;
+      if (b < a) b = a;
+      float *dst = cols + r * len;
+      if (s->sh == 1 && OW == W) {
+        /* rows of the tap are consecutive rows of x: one shifted copy of the span (zero
+         * outside the plane), then the columns that fall in a horizontal pad zeroed */
+        int64_t base = (oh0 - s->pt + i * s->dh) * W + off_w, n = nrows * W;
+        int64_t k0 = -base > 0 ? -base : 0, k1 = H * W - base < n ? H * W - base : n;
+        if (k0 > n) k0 = n;
+        if (k1 < k0) k1 = k0;
+        memset(dst, 0, (size_t)k0 * sizeof(float));
+        if (k1 > k0) memcpy(dst + k0, xc + (base + k0), (size_t)(k1 - k0) * sizeof(float));
+        memset(dst + k1, 0, (size_t)(n - k1) * sizeof(float));
+        if (a > 0 || b < OW)
+          for (int64_t q = 0; q < nrows; q++) {
+            for (int64_t ow = 0; ow < a; ow++) dst[q * OW + ow] = 0.0f;
+            for (int64_t ow = b; ow < OW; ow++) dst[q * OW + ow] = 0.0f;
+          }
+        continue;
+      }
+      for (int64_t q = 0; q < nrows; q++) {
+        float *d = dst + q * OW;
+        int64_t ih = (oh0 + q) * s->sh - s->pt + i * s->dh;
+        if (ih < 0 || ih >= H) {
+          for (int64_t ow = 0; ow < OW; ow++) d[ow] = 0.0f;
+          continue;
+        }
+        const float *xr = xc + ih * W + off_w;
+        for (int64_t ow = 0; ow < a; ow++) d[ow] = 0.0f;
+        for (int64_t ow = a; ow < b; ow++) d[ow] = xr[ow];
+        for (int64_t ow = b; ow < OW; ow++) d[ow] = 0.0f;
+      }
+    }
+    return;
+  }
   for (int64_t r = r0; r < r1; r++) {
     int64_t c = r / kk, i = (r % kk) / s->kw, j = r % s->kw;
     const float *xc = x + (c0 + c) * H * W;
