@@ -227,3 +227,42 @@ describe("webp_read on bad input", function()
     H.fails_with(function() core.webp_read(DIR .. "anim_lossy.webp", 5) end)
   end)
 end)
+
+describe("webp_read_list: many files, decoded side by side", function()
+  it("gives webp_read's frames for each file, at 1 and 2 threads, and false with the message for a bad one", function()
+    local paths = {}
+    for _, name in ipairs(NAMES) do paths[#paths + 1] = DIR .. name .. ".webp" end
+    local bad = { DIR .. "nope.webp", DIR .. "manifest.lua" }
+    local all = { bad[1] }
+    for _, p in ipairs(paths) do all[#all + 1] = p end
+    all[#all + 1] = bad[2]
+    local before = oe.get_num_threads()
+    finally(function() oe.set_num_threads(before) end)
+    for _, threads in ipairs({ 1, 2 }) do
+      oe.set_num_threads(threads)
+      for _, opts in ipairs({ { frames = 3 }, { channels = 4 } }) do
+        local got, msgs = core.webp_read_list(all, opts)
+        assert.equals(#all, #got)
+        assert.is_false(got[1])
+        assert.equals(select(2, core.webp_read(bad[1], opts)), msgs[1])
+        assert.is_false(got[#all])
+        assert.equals(select(2, core.webp_read(bad[2], opts)), msgs[#all])
+        for i, p in ipairs(paths) do
+          local want = assert(core.webp_read(p, opts))
+          assert.is_false(msgs[i + 1])
+          assert.same(core.shape(want), core.shape(got[i + 1]), p)
+          assert.equals(core.to_bytes(want), core.to_bytes(got[i + 1]), p .. ": not the same bytes")
+        end
+      end
+    end
+    local got, msgs = core.webp_read_list({})
+    assert.same({}, got)
+    assert.same({}, msgs)
+  end)
+
+  it("raises on wrong arguments, naming the function", function()
+    H.fails_with(function() core.webp_read_list(DIR .. "anim_lossy.webp") end)
+    H.fails_with(function() core.webp_read_list({ DIR .. "anim_lossy.webp", 5 }) end, "webp_read_list", "path 2 must be a string")
+    H.fails_with(function() core.webp_read_list({}, { frames = -1 }) end, "webp_read_list", "frames")
+  end)
+end)

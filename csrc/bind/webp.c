@@ -2,10 +2,14 @@
  *   core.webp_info(path [, opts])   -> {width, height, frames, animated, loop_count, out_frames} | nil, message
  *   core.webp_read(path [, opts])   -> uint8 (T, H, W, C), info (+ timestamps, ms) | nil, message
  *   core.webp_read_bytes(s [, opts]) the same from a string (messages name "<bytes>")
+ *   core.webp_read_list({path...} [, opts]) -> {uint8 (T, H, W, C) or false...}, {false or message...}:
+ *       webp_read on each file, the decoding spread over the OpenMP threads (files are read
+ *       and checked first, one after the other); a bad file gives false and its message
  * opts: channels (3: RGB on bg, default; 4: RGBA), bg ({r, g, b}, default white), frames (0: all;
  * K: K frames spread evenly), max_pixels, max_frames, max_out_bytes, max_work (caps, see the
  * header), max_file_bytes (default 256 MiB). Bad files give nil, "<path>: <reason>"; wrong
  * arguments raise. The file buffer is owned by a GC'd box, so a Lua error cannot leak it. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../core/util.h"
@@ -147,8 +151,73 @@ static int l_info(lua_State *L) { return do_read(L, 0, 0, "webp_info"); }
 static int l_read(lua_State *L) { return do_read(L, 0, 1, "webp_read"); }
 static int l_read_bytes(lua_State *L) { return do_read(L, 1, 1, "webp_read_bytes"); }
 
+typedef struct {
+  const char *name;
+  const uint8_t *buf;
+  size_t len;
+  oe_webp_anim_info info;
+  uint8_t *out;
+  int *ts;
+  int ok;
+  oe_err e;
+} list_job;
+
+static int l_read_list(lua_State *L) {
+  const char *fn = "webp_read_list";
+  luaL_checktype(L, 1, LUA_TTABLE);
+  oe_webp_anim_opts o;
+  lua_Integer max_file;
+  read_opts(L, 2, &o, &max_file, fn);
+  lua_settop(L, 2);
+  lua_Integer n = luaL_len(L, 1);
+  if (n < 0 || n > 65536) return oe_lua_fail(L, fn, "expected at most 65536 paths, got %lld", (long long)n);
+  list_job *jobs = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *jobs, 0); /* 3 */
+  lua_createtable(L, (int)(2 * n), 0); /* 4: file buffers and timestamp boxes, kept alive */
+  lua_createtable(L, (int)n, 0);       /* 5: results */
+  lua_createtable(L, (int)n, 0);       /* 6: messages */
+  for (lua_Integer i = 0; i < n; i++) {
+    list_job *j = &jobs[i];
+    memset(j, 0, sizeof *j);
+    lua_geti(L, 1, i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING) return oe_lua_fail(L, fn, "path %lld must be a string", (long long)(i + 1));
+    j->name = lua_tostring(L, -1); /* the string stays in the caller's table */
+    lua_pop(L, 1);
+    webp_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->p = NULL;
+    luaL_setmetatable(L, WEBP_BUF_MT);
+    lua_rawseti(L, 4, 2 * i + 1);
+    if (oe_read_regular_file(j->name, (size_t)max_file, &b->p, &j->len, &j->e) != OE_OK) continue;
+    j->buf = b->p;
+    if (oe_webp_anim_info_of(j->buf, j->len, &o, &j->info, &j->e) != OE_OK) continue;
+    int64_t shape[4] = { j->info.out_frames, j->info.height, j->info.width, o.channels };
+    oe_tensor *t = oe_lua_push_uninit(L, fn, OE_U8, 4, shape);
+    j->out = (uint8_t *)oe_data(t);
+    lua_rawseti(L, 5, i + 1);
+    j->ts = lua_newuserdatauv(L, sizeof(int) * (size_t)j->info.out_frames, 0);
+    lua_rawseti(L, 4, 2 * i + 2);
+    j->ok = 1;
+  }
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+  for (lua_Integer i = 0; i < n; i++)
+    if (jobs[i].ok && oe_webp_anim_decode(jobs[i].buf, jobs[i].len, &o, &jobs[i].info, jobs[i].out, jobs[i].ts,
+                                          &jobs[i].e) != OE_OK)
+      jobs[i].ok = 0;
+  for (lua_Integer i = 0; i < n; i++) {
+    if (jobs[i].ok) {
+      lua_pushboolean(L, 0);
+    } else {
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, 5, i + 1);
+      lua_pushfstring(L, "%s: %s", jobs[i].name, jobs[i].e.msg);
+    }
+    lua_rawseti(L, 6, i + 1);
+  }
+  return 2;
+}
+
 static const luaL_Reg fns[] = {
-  { "webp_info", l_info }, { "webp_read", l_read }, { "webp_read_bytes", l_read_bytes }, { NULL, NULL },
+  { "webp_info", l_info }, { "webp_read", l_read }, { "webp_read_bytes", l_read_bytes },
+  { "webp_read_list", l_read_list }, { NULL, NULL },
 };
 
 void oe_bind_webp(lua_State *L) {
