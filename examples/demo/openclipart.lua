@@ -190,7 +190,8 @@ function OC.render(items, opts)
   say(opts, "  drawings: rendering %d SVG files with rsvg-convert (%d cached)", #todo, #items - #todo)
   local tmp = dir .. "/.tmp-render"
   run("rm -rf " .. q(tmp) .. " && mkdir -p " .. q(tmp))
-  -- one line per job: index, svg path; rsvg-convert runs under timeout, xargs -P workers
+  -- one line per job: index, tab, svg path (split by the shell itself: a fork per file less
+  -- than cut); rsvg-convert runs under timeout, xargs -P workers
   local listf = tmp .. "/jobs"
   local lf = assert(io.open(listf, "w"))
   for _, i in ipairs(todo) do lf:write(i, "\t", items[i].path, "\n") end
@@ -198,9 +199,9 @@ function OC.render(items, opts)
   local script = tmp .. "/one.sh"
   local sf = assert(io.open(script, "w"))
   sf:write(string.format([[
-i=$(printf '%%s' "$1" | cut -f1); svg=$(printf '%%s' "$1" | cut -f2-)
+i=${1%%%%%s*}; svg=${1#*%s}
 if timeout %d rsvg-convert -a -w %d -h %d -b white "$svg" -o "%s/$i.png" 2>"%s/$i.err"; then echo "ok $i"; else echo "fail $i $?"; fi
-]], opts.timeout or 20, size, size, tmp, tmp))
+]], "\t", "\t", opts.timeout or 20, size, size, tmp, tmp))
   sf:close()
   local p = io.popen(PRE .. string.format("tr '\\n' '\\0' < %s | xargs -0 -P %d -n 1 sh %s 2>&1", q(listf),
     opts.workers or 2, q(script)), "r")
