@@ -330,6 +330,9 @@ describe("feature cache", function()
     -- reference values: XXH3_64bits("") from xxHash's documentation, "abc" from xxhsum -H3
     assert.are.same({ "2d06800538d394c2", 0 }, { core.fs_xxh3(dir .. "_in/empty") })
     assert.are.same({ "78af5f94892f3950", 3 }, { core.fs_xxh3(dir .. "_in/abc") })
+    -- the same hash of a string in memory
+    assert.are.equal("2d06800538d394c2", core.xxh3(""))
+    assert.are.equal("78af5f94892f3950", core.xxh3("abc"))
     local c = oe.cache.open(dir, { encoder_id = "toy", shard_items = 4 })
     c:build(items, toy.encoder())
     local _, meta = S.header(dir .. "/manifest.safetensors")

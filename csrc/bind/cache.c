@@ -7,6 +7,7 @@
  *   core.fs_lock(path)        -> lock (exclusive flock, not blocking; lock:release(), __gc, __close) | nil, msg
  *   core.pid_alive(pid)       -> whether a process with this id exists (kill(pid, 0); pid >= 1)
  *   core.fs_xxh3(path)        -> hex (16 digits: XXH3-64 of the bytes), size | nil, msg
+ *   core.xxh3(s)              -> hex (16 digits: XXH3-64 of the string's bytes)
  *   core.featmap_open(path, {mmap = true, checksum = hex|nil}) -> map | nil, msg
  *       with checksum: the whole file's XXH3-64 must equal it (else nil, msg naming both)
  *       map:info() -> n, T, D, "F16"|"F32", mapped, Lmax ; map:lengths() -> {n lengths} ; map:close()
@@ -98,6 +99,15 @@ static int pid_alive(lua_State *L) {
 }
 
 static void hex64(uint64_t v, char out[17]) { snprintf(out, 17, "%016llx", (unsigned long long)v); }
+
+static int l_xxh3(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  char hex[17];
+  hex64(oe_xxh3(s, n), hex);
+  lua_pushstring(L, hex);
+  return 1;
+}
 
 static int fs_xxh3(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -335,7 +345,7 @@ void oe_bind_cache(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
-    {"fs_stat", fs_stat}, {"fs_listdir", fs_listdir}, {"fs_mkdir", fs_mkdir}, {"fs_sha256", fs_sha256}, {"fs_xxh3", fs_xxh3},
+    {"fs_stat", fs_stat}, {"fs_listdir", fs_listdir}, {"fs_mkdir", fs_mkdir}, {"fs_sha256", fs_sha256}, {"fs_xxh3", fs_xxh3}, {"xxh3", l_xxh3},
     {"fs_lock", fs_lock}, {"pid_alive", pid_alive}, {"featmap_open", featmap_open}, {"featmap_gather", featmap_gather}, {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);

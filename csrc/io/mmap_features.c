@@ -210,6 +210,8 @@ int oe_featmap_checksum(const oe_featmap *m, uint64_t *hash, oe_err *e) {
   return hash_fd(m->st.fd, m->st.path, m->st.file_size, 1, hash, NULL, e);
 }
 
+uint64_t oe_xxh3(const void *p, size_t n) { return XXH3_64bits(p, n); }
+
 int oe_file_xxh3(const char *path, uint64_t *hash, uint64_t *size, oe_err *e) {
   char why[300];
   uint64_t fsize;

@@ -56,6 +56,8 @@ int oe_featmap_copy_row(const oe_featmap *m, int64_t row, int64_t len, float *ds
 int oe_featmap_checksum(const oe_featmap *m, uint64_t *hash, oe_err *e);
 /* *hash = XXH3-64 of the file's bytes, *size its length (either may be NULL). */
 int oe_file_xxh3(const char *path, uint64_t *hash, uint64_t *size, oe_err *e);
+/* XXH3-64 of n bytes in memory */
+uint64_t oe_xxh3(const void *p, size_t n);
 
 /* Convert n half floats to float32 (F16C when the compiler targets it). */
 void oe_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);
