@@ -61,11 +61,13 @@ end
 local function images_of(set, name)
   local items = {}
   for i = 1, #set.index do
-    items[i] = { img = core.select(set.images, 1, i), label = math.tointeger(core.get(set.labels, i)), source = name, index = set.index[i] }
+    local img = core.select(set.images, 1, i)
+    items[i] = { img = img, label = math.tointeger(core.get(set.labels, i)), source = name, index = set.index[i],
+      key = data.tensor_key(name, set.index[i], img) }
   end
   return items
 end
-local image_key = function(it) return string.format("%s-%d", it.source, it.index) end
+local image_key = function(it) return it.key end
 local image_input = function(it) return it.img end
 local text_key = function(it) return "t:" .. it.text end
 local text_input = function(it) return it.text end

@@ -1190,6 +1190,14 @@ function D.features(kind, cache_dir, enc, items, key_fn, input_fn, batch)
   return cache:feature_set(keys)
 end
 
+-- tensor_key(name, index, t) -> the feature-cache key of a dataset image held as a tensor:
+-- its set, its index and the XXH3-64 of its bytes, so that images prepared differently by
+-- another version of the data code never reuse features cached for the old ones
+function D.tensor_key(name, index, t)
+  local core = require("oneencoder").core
+  return string.format("%s-%d-%s", name, index, core.xxh3(core.to_bytes(t)))
+end
+
 -- prompts(nouns) -> { {the nouns in held-out template 1}, ... }: class prompts per template
 function D.prompts(nouns)
   local per = {}

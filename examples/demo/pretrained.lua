@@ -106,7 +106,8 @@ function P.run(flags)
     local out = {}
     for i = 1, #set.index do
       local label = math.tointeger(core.get(set.labels, i))
-      out[i] = { img = core.select(set.images, 1, i), label = label, key = string.format("%s-%d", name, set.index[i]) }
+      local img = core.select(set.images, 1, i)
+      out[i] = { img = img, label = label, key = data.tensor_key(name, set.index[i], img) }
     end
     return out
   end
