@@ -7,6 +7,7 @@
 #   make install    luarocks --lua-version=5.4 make rockspec/oneencoder-scm-1.rockspec (libraries only)
 #   make rock       a source rock in build/rock with luarocks pack
 #   NATIVE=1        compile for this machine's CPU only (-march=native); default: portable
+#   JOBS=n          compile jobs of make test / sanitize / demo (default: the number of cores)
 
 # Libraries the core links (pkg-config names). Lua's headers come from LUA_INCDIR (LuaRocks
 # passes it) or pkg-config lua5.4; a Lua C module never links liblua itself (an interpreter
