@@ -29,7 +29,11 @@ void oe_gemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alph
     gemm1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  if (M >= N || M >= 64 * nt) { /* split rows of C: rows of op(A) */
+  /* each thread packs all of the operand it does not split: split rows (B packed twice) when
+   * M >= N, columns (A packed twice) when N > M and there are columns enough. A weight gradient
+   * g^T x of a 2048 -> 256 Linear over 12,608 rows (M 256, N 2048) took 55 ms split by rows, 47
+   * split by columns, raw multi-threaded sgemm 47 (X, 2 threads). */
+  if (M >= N || N < 64 * nt) { /* split rows of C: rows of op(A) */
     int64_t step = (M + nt - 1) / nt;
     step = (step + 15) / 16 * 16;
     int64_t nblk = (M + step - 1) / step;
