@@ -439,6 +439,26 @@ describe("mobilenet_v2: nsfwjs's MobileNetV2 against TensorFlow.js (scripts/fetc
     assert.is_nil(map:check(core.zeros({ 3, 4, 4 })))
   end)
 
+  it("an image's features have the same bits alone, in a batch, at 1 and 2 threads", function()
+    -- a convolution's jobs follow one image's shape, never the batch or the thread count
+    have_model()
+    local enc = assert(oe.encoders.create("mobilenet_v2", { dir = MODEL_DIR, output = "pooled" }))
+    local imgs = {}
+    for i, name in ipairs(NAMES) do imgs[i] = assert(enc:load(IMAGES[name])) end
+    local before = oe.get_num_threads()
+    finally(function() oe.set_num_threads(before) end)
+    oe.set_num_threads(2)
+    local batch = enc:encode(imgs)
+    for _, threads in ipairs({ 1, 2 }) do
+      oe.set_num_threads(threads)
+      for i = 1, #imgs do
+        same_bits(enc:encode({ imgs[i] }), core.narrow(batch, 1, i, 1), NAMES[i] .. " alone, threads " .. threads)
+      end
+      same_bits(enc:encode({ imgs[3], imgs[1] }), core.cat({ core.narrow(batch, 1, 3, 1), core.narrow(batch, 1, 1, 1) }, 1),
+        "two of them, threads " .. threads)
+    end
+  end)
+
   it("a missing model: nil, message naming the file and the set-up command", function()
     local enc, err = oe.encoders.create("mobilenet_v2", { dir = "/nonexistent" })
     assert.is_nil(enc)

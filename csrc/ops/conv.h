@@ -13,9 +13,9 @@
  * writes y, while the block is in cache).
  *
  * Threads: a convolution is a grid of independent jobs (image, group, tile of output
- * positions sized for L2, and row blocks when there are too few of those) spread over the
- * OpenMP threads, each job's product on one thread with its own scratch. Results do not
- * depend on the thread count beyond OpenBLAS's own kernel choice for the block shapes.
+ * positions) spread over the OpenMP threads, each job's product on one thread with its own
+ * scratch. The jobs follow the shape of one image alone, so an image's outputs have the same
+ * bits whatever the batch around it and the thread count.
  * Nothing here allocates, prints or exits; oe_conv_check reports bad geometry. */
 #ifndef OE_CONV_H
 #define OE_CONV_H

@@ -44,6 +44,9 @@ int oe_topk_f32(const float *x, int64_t rows, int64_t n, int64_t k, int largest,
 /* C (M,N) = alpha * op(A) op(B) + beta * C, row-major, through cblas_sgemm. */
 void oe_gemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
              const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* the same on the calling thread only, never split (its result depends on the shape alone) */
+void oe_gemm_serial(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 /* ---- nn kernels ---- */
 /* softmax / log_softmax over the last dim, x (rows, n) */
