@@ -28,16 +28,10 @@ void oe_gemm_serial(int transA, int transB, int64_t M, int64_t N, int64_t K, flo
 
 void oe_gemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
              const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    for (int64_t i = 0; i < M; i++)
-      for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
-    return;
-  }
   int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
   double flops = 2.0 * (double)M * (double)N * (double)K;
-  if (nt <= 1 || flops < 4e6) {
-    gemm1(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (nt <= 1 || flops < 4e6) { /* also every empty product */
+    oe_gemm_serial(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   /* each thread packs all of the operand it does not split: split rows (B packed twice) when
