@@ -190,7 +190,7 @@ describe("tfjs: small models against TensorFlow.js", function()
 end)
 
 describe("tfjs_images: nsfwjs's preprocessing of a batch in C", function()
-  -- the step by step chain mobilenet_v2 used before (and preprocess_image still is): gray
+  -- the step-by-step chain mobilenet_v2 used before, in tensor ops (the reference): gray
   -- repeated, float32 / 255, TF.js's align-corners resize unless already size x size
   local function chain(img, size)
     local s = core.shape(img)
@@ -201,6 +201,8 @@ describe("tfjs_images: nsfwjs's preprocessing of a batch in C", function()
   end
 
   it("gives the chain's bits image by image: colour, gray, other sizes, already the size, 1 x 1", function()
+    -- bits, legitimately: no sum is reordered (uint8 -> float is exact, x / 255 is one correctly
+    -- rounded division on every CPU, and both sides call the same resize per image)
     local g = oe.Generator(3)
     local imgs = {}
     for i, s in ipairs({ { 224, 224, 3 }, { 256, 256, 3 }, { 28, 28, 1 }, { 300, 120, 3 }, { 1, 1, 3 }, { 224, 224, 1 } }) do
@@ -440,7 +442,9 @@ describe("mobilenet_v2: nsfwjs's MobileNetV2 against TensorFlow.js (scripts/fetc
   end)
 
   it("an image's features have the same bits alone, in a batch, at 1 and 2 threads", function()
-    -- a convolution's jobs follow one image's shape, never the batch or the thread count
+    -- bits, legitimately: a convolution's jobs follow one image's shape, never the batch or the
+    -- thread count, so each image's products have the same shapes here as alone (same path, same
+    -- shapes); spec/machine_spec.lua reruns this case on the Haswell and Prescott kernels
     have_model()
     local enc = assert(oe.encoders.create("mobilenet_v2", { dir = MODEL_DIR, output = "pooled" }))
     local imgs = {}
