@@ -202,11 +202,9 @@ static int l_read_list(lua_State *L) {
     if (jobs[i].ok && oe_webp_anim_decode(jobs[i].buf, jobs[i].len, &o, &jobs[i].info, jobs[i].out, jobs[i].ts,
                                           &jobs[i].e) != OE_OK)
       jobs[i].ok = 0;
-  for (lua_Integer i = 0; i < n; i++) {
-    if (jobs[i].ok) {
-      lua_pushboolean(L, 0);
-    } else {
-      lua_pushboolean(L, 0);
+  for (lua_Integer i = 0; i < n; i++) { /* results[i] false and messages[i] the reason, or messages[i] false */
+    lua_pushboolean(L, 0);
+    if (!jobs[i].ok) {
       lua_rawseti(L, 5, i + 1);
       lua_pushfstring(L, "%s: %s", jobs[i].name, jobs[i].e.msg);
     }

@@ -128,10 +128,10 @@ void oe_post_bias_rows(const oe_post *p, const float *bias, float *y, int64_t ro
   for (int64_t r = 0; r < rows; r++) post_row(p, bias ? bias + r : NULL, y + r * n, n);
 }
 
-/* rows r (rows, n; row stride ld) get bias[r] and the post-ops */
-static void epilogue(const oe_post *p, const float *bias, float *y, int64_t rows, int64_t n, int64_t ld, int par) {
+/* rows r (rows, n; row stride ld) get bias[r] and the post-ops, on the calling thread (a
+ * convolution job's block) */
+static void epilogue(const oe_post *p, const float *bias, float *y, int64_t rows, int64_t n, int64_t ld) {
   if ((!p || p->n == 0) && !bias) return;
-#pragma omp parallel for schedule(static) if (par && rows * n > 32768)
   for (int64_t r = 0; r < rows; r++) post_row(p, bias ? bias + r : NULL, y + r * ld, n);
 }
 
@@ -250,9 +250,9 @@ static conv_grid grid_of(const oe_conv_shape *s, int nthreads) {
   c.tile = t < OHW ? t : OHW;
   if (c.tile < 1) c.tile = 1;
   c.ntiles = (OHW + c.tile - 1) / c.tile;
-  /* Jobs (image, group, tile) follow the shape of one image's product alone, never the batch or the thread count,
-   * so every output's bits are the same whether the image is alone or in a batch, on one thread
-   * or more. Rows are not split: splitting them when the batch left threads idle made a lone
+  /* Jobs (image, group, tile) follow the shape of one image's product alone, never the batch
+   * or the thread count, so every output's bits are the same whether the image is alone or in a
+   * batch, on one thread or more. Rows are not split: splitting them when the batch left threads idle made a lone
    * image's features differ from the same image's in a batch (by up to 1.2e-6), and splitting
    * them by shape for every image cost 4.5% at batches of 8. MobileNetV2 on X, 2 threads: batches
    * of 4 and more as before (5.6-5.9 ms an image), of 2 faster (6.1 -> 5.1), a lone image slower
@@ -278,19 +278,19 @@ static void conv_job(const oe_conv_shape *s, const conv_grid *c, const float *x,
   int64_t Cg = s->C / s->groups, Mg = s->M / s->groups, K = Cg * s->kh * s->kw, OHW = s->OH * s->OW;
   int64_t ti = j % c->ntiles, ng = j / c->ntiles;
   int64_t n = ng / s->groups, g = ng % s->groups;
-  int64_t p0 = ti * c->tile, len = OHW - p0 < c->tile ? OHW - p0 : c->tile, mr = Mg;
+  int64_t p0 = ti * c->tile, len = OHW - p0 < c->tile ? OHW - p0 : c->tile;
   if (len <= 0) return;
   const float *xn = x + n * s->C * s->H * s->W;
   const float *wg = w + g * Mg * K;
   const float *bg = bias ? bias + g * Mg : NULL;
   float *yg = y + (n * s->M + g * Mg) * OHW + p0;
   if (is_pointwise(s)) {
-    oe_gemm_serial(0, 0, mr, len, K, 1.0f, wg, K, xn + g * Cg * OHW + p0, OHW, 0.0f, yg, OHW);
+    oe_gemm_serial(0, 0, Mg, len, K, 1.0f, wg, K, xn + g * Cg * OHW + p0, OHW, 0.0f, yg, OHW);
   } else {
     im2col_rows(s, xn, g * Cg, 0, K, p0, p0 + len, cols);
-    oe_gemm_serial(0, 0, mr, len, K, 1.0f, wg, K, cols, len, 0.0f, yg, OHW);
+    oe_gemm_serial(0, 0, Mg, len, K, 1.0f, wg, K, cols, len, 0.0f, yg, OHW);
   }
-  epilogue(post, bg, yg, mr, len, OHW, 0);
+  epilogue(post, bg, yg, Mg, len, OHW);
 }
 
 void oe_conv_forward(const oe_conv_shape *s, const float *x, const float *w, const float *bias, float *y,

@@ -58,7 +58,6 @@ function MN.new(opts)
   local self = setmetatable({ name = NAME, modality = "image" }, MN)
   self.model, self.layer, self.size, self.output = m, LAYERS[o.output], size, o.output
   self.dim = DIM
-  self.k255 = core.from_table({ 255 })
   self.settings = { dir = o.dir, output = o.output, size = size }
   self.id = string.format("mobilenet_v2:%s:%s:%d:v1", identity(path), o.output, size)
   self.preprocess = {
@@ -79,16 +78,9 @@ function MN:check(item)
   return true
 end
 
--- one uint8 (H, W, 3) image -> float32 (1, size, size, 3), nsfwjs's preprocessing
-function MN:preprocess_image(img)
-  local s = core.shape(img)
-  if s[3] == 1 then img = core.cat({ img, img, img }, 3) end
-  local x = core.binary("div", core.to(img, "float32"), self.k255)
-  if s[1] ~= self.size or s[2] ~= self.size then
-    x = core.tfjs_resize_bilinear_ac(x, self.size, self.size)
-  end
-  return core.reshape(x, { 1, self.size, self.size, 3 })
-end
+-- one uint8 (H, W, 3) or (H, W, 1) image -> float32 (1, size, size, 3), nsfwjs's preprocessing:
+-- x / 255 (gray repeated), TF.js's align-corners resize (core.tfjs_images, in C)
+function MN:preprocess_image(img) return core.tfjs_images({ img }, self.size) end
 
 -- batch -> float32 (B, size, size, 3)
 function MN:to_batch(batch)
@@ -106,7 +98,7 @@ function MN:to_batch(batch)
     local ok, msg = self:check(item)
     if not ok then C.fail(self, "item %d: %s", i, msg) end
   end
-  -- preprocess_image on every image, in C over the threads (the same arithmetic, the same bits)
+  -- preprocess_image on every image, over the threads
   return core.tfjs_images(batch, self.size)
 end
 
